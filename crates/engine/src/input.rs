@@ -1,0 +1,196 @@
+//! Reading events from files: JSON Lines (CRLF too), JSON documents holding one or several
+//! objects (or an array of them), and Windows EVTX through the `evtx` crate.
+//!
+//! Each record carries its 0-based offset in the input (line for JSON Lines, object for
+//! JSON, record for EVTX) and the 1-based line where it starts, so a bad record can be
+//! reported by file and line while the rest of the input goes on.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::decode::{decode_event, DeadLetterReason, DecodeError};
+
+/// One record of an input.
+#[derive(Debug)]
+pub struct Record {
+    /// 0-based index of the record in its input.
+    pub offset: u64,
+    /// 1-based line (JSON inputs) where the record starts; 0 for EVTX.
+    pub line: u64,
+    /// The event, or why it is unusable.
+    pub event: Result<Value, DecodeError>,
+}
+
+/// The largest record read from a file (64 MiB).
+pub const MAX_FILE_RECORD: usize = 64 << 20;
+
+/// What kind of input a path holds, by extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFormat {
+    /// One JSON object per line.
+    JsonLines,
+    /// One or several JSON objects, or an array of them.
+    Json,
+    /// Windows XML event log.
+    Evtx,
+}
+
+impl InputFormat {
+    /// Chooses by extension: `.evtx`, `.json`, anything else is JSON Lines.
+    pub fn for_path(path: &str) -> InputFormat {
+        let lower = path.to_ascii_lowercase();
+        if lower.ends_with(".evtx") {
+            InputFormat::Evtx
+        } else if lower.ends_with(".json") {
+            InputFormat::Json
+        } else {
+            InputFormat::JsonLines
+        }
+    }
+}
+
+/// Opens an input (`-` is standard input, read as JSON Lines) as an iterator of records.
+pub fn read_records(path: &str) -> std::io::Result<Box<dyn Iterator<Item = Record> + Send>> {
+    if path == "-" {
+        return Ok(Box::new(JsonLines::new(Box::new(std::io::stdin()))));
+    }
+    match InputFormat::for_path(path) {
+        InputFormat::JsonLines => Ok(Box::new(JsonLines::new(Box::new(File::open(path)?)))),
+        InputFormat::Json => {
+            let mut text = Vec::new();
+            File::open(path)?.read_to_end(&mut text)?;
+            Ok(Box::new(json_documents(&text).into_iter()))
+        }
+        InputFormat::Evtx => evtx_records(Path::new(path)),
+    }
+}
+
+/// JSON Lines from any reader; blank lines are skipped but still counted.
+pub struct JsonLines {
+    reader: BufReader<Box<dyn Read + Send>>,
+    line: u64,
+    buf: Vec<u8>,
+}
+
+impl JsonLines {
+    /// Reads JSON Lines from `reader`.
+    pub fn new(reader: Box<dyn Read + Send>) -> JsonLines {
+        JsonLines { reader: BufReader::with_capacity(1 << 16, reader), line: 0, buf: Vec::new() }
+    }
+}
+
+impl Iterator for JsonLines {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        loop {
+            self.buf.clear();
+            match self.reader.read_until(b'\n', &mut self.buf) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => {
+                    let offset = self.line;
+                    self.line += 1;
+                    return Some(Record {
+                        offset,
+                        line: offset + 1,
+                        event: Err(DecodeError { reason: DeadLetterReason::NotJson, detail: format!("read error: {e}") }),
+                    });
+                }
+            }
+            let offset = self.line;
+            self.line += 1;
+            let mut bytes = self.buf.as_slice();
+            while let Some((last, rest)) = bytes.split_last() {
+                if matches!(last, b'\n' | b'\r') {
+                    bytes = rest;
+                } else {
+                    break;
+                }
+            }
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            return Some(Record { offset, line: offset + 1, event: decode_event(bytes, MAX_FILE_RECORD) });
+        }
+    }
+}
+
+/// Splits a JSON text into records: a top-level array gives one record per element, and
+/// several concatenated objects give one each.
+pub fn json_documents(bytes: &[u8]) -> Vec<Record> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            return vec![Record {
+                offset: 0,
+                line: 1,
+                event: Err(DecodeError {
+                    reason: DeadLetterReason::NotUtf8,
+                    detail: format!("invalid utf-8 at byte {}", e.valid_up_to()),
+                }),
+            }]
+        }
+    };
+    let line_of = |byte: usize| text[..byte].bytes().filter(|b| *b == b'\n').count() as u64 + 1;
+    let mut out = Vec::new();
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    loop {
+        let start = stream.byte_offset();
+        let start = start + text[start..].len() - text[start..].trim_start().len();
+        match stream.next() {
+            None => break,
+            Some(Ok(Value::Array(items))) => {
+                for item in items {
+                    let event = if item.is_object() {
+                        Ok(item)
+                    } else {
+                        Err(DecodeError { reason: DeadLetterReason::NotObject, detail: "array element is not an object".into() })
+                    };
+                    out.push(Record { offset: out.len() as u64, line: line_of(start), event });
+                }
+            }
+            Some(Ok(v)) => {
+                let event = if v.is_object() {
+                    Ok(v)
+                } else {
+                    Err(DecodeError { reason: DeadLetterReason::NotObject, detail: "the document is not an object".into() })
+                };
+                out.push(Record { offset: out.len() as u64, line: line_of(start), event });
+            }
+            Some(Err(e)) => {
+                out.push(Record {
+                    offset: out.len() as u64,
+                    line: e.line() as u64,
+                    event: Err(DecodeError {
+                        reason: DeadLetterReason::NotJson,
+                        detail: format!("invalid json at line {} column {}: {e}", e.line(), e.column()),
+                    }),
+                });
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn evtx_records(path: &Path) -> std::io::Result<Box<dyn Iterator<Item = Record> + Send>> {
+    let mut parser = evtx::EvtxParser::from_path(path)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not an evtx file: {e}")))?;
+    let records: Vec<Record> = parser
+        .records_json_value()
+        .enumerate()
+        .map(|(i, r)| Record {
+            offset: i as u64,
+            line: 0,
+            event: r.map(|rec| rec.data).map_err(|e| DecodeError {
+                reason: DeadLetterReason::NotJson,
+                detail: format!("evtx record {i}: {e}"),
+            }),
+        })
+        .collect();
+    Ok(Box::new(records.into_iter()))
+}
