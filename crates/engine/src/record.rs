@@ -34,6 +34,17 @@ impl PathTrie {
         if let Some(c) = self.children.get(key) {
             return Some(c);
         }
+        // Windows renders some EventData names with spaces ("Threat Name"); Sigma rules
+        // name them without ("ThreatName").
+        if key.contains(' ') {
+            if let Some(c) = self.children.get(&key.replace(' ', "")) {
+                return Some(c);
+            }
+        }
+        // A `*` segment in a path (e.g. `Event.UserData.*`) stands for any one key.
+        if let Some(c) = self.children.get("*") {
+            return Some(c);
+        }
         // Flat layouts write nested paths as one key ("winlog.event_data.Image").
         if key.contains('.') {
             let mut node = self;

@@ -221,9 +221,18 @@ pub async fn share(
     linked.shared_id = Some(sid.clone());
     rule_store::set_links(&mut w.tx, &linked).await?;
     if existing.is_some() {
-        // Importers get the new version as a pending change, never as an overwrite.
+        // Importers get the new version as a pending change, never as an overwrite — and
+        // only those who may see the new publication (an AMBER recipient dropped from the
+        // list, or a tenant no longer opted in for GREEN, keeps its copy but gets nothing new).
+        let published = community::shared_in(&mut w.tx, &sid).await?
+            .expect("community rule just published");
         for copy in rule_store::copies_of(&mut w.tx, &sid).await? {
             if copy.status() == RuleStatus::Revoked {
+                continue;
+            }
+            let viewer_opt_in = tenants::tenant_in(&mut w.tx, &copy.tenant_id).await?
+                .is_some_and(|t| t.opted_in());
+            if !crate::tlp::may_see(&published, &recipients, &copy.tenant_id, viewer_opt_in) {
                 continue;
             }
             community::offer_update(&mut w.tx, &copy.id, &copy.tenant_id, &sid, version,

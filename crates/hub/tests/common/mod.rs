@@ -11,10 +11,23 @@ use foundry_hub::{AppState, HubConfig, Role, RuleKind, RuleValidator};
 use serde_json::Value;
 use tower::ServiceExt;
 
-/// The validator the tests use: the engine's own compiler when the `real-engine` feature of
-/// the test build is on, else a structural check (see `StructuralValidator`).
+/// The validator the tests use: the engine's own compiler (`foundry_engine`), exactly what
+/// the `foundry` binary wires in. `FOUNDRY_HUB_TEST_VALIDATOR=structural` swaps in the
+/// structural stand-in below (useful while the engine is being changed).
 pub fn validator() -> Arc<dyn RuleValidator> {
-    Arc::new(StructuralValidator)
+    if std::env::var("FOUNDRY_HUB_TEST_VALIDATOR").as_deref() == Ok("structural") {
+        return Arc::new(StructuralValidator);
+    }
+    Arc::new(EngineValidator)
+}
+
+/// The real compiler.
+pub struct EngineValidator;
+
+impl RuleValidator for EngineValidator {
+    fn validate(&self, kind: RuleKind, text: &str) -> Result<(), String> {
+        foundry_engine::validate_rule_text(kind.as_str(), text)
+    }
 }
 
 /// A small stand-in for the engine: Sigma must be YAML with a `detection` mapping holding a
