@@ -5,7 +5,8 @@
 //! scans generated payloads of 1 MiB each: log-like text, a PowerShell-like script, a
 //! base64 body and random bytes. Reports bytes per second per payload kind.
 //!
-//! Run: `cargo bench -p foundry-benches --bench yara_scan`.
+//! Run: `cargo bench -p foundry-benches --bench yara_scan` (`FOUNDRY_YARA_CORPUS=DIR` points
+//! at another rule folder).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,9 @@ use foundry_yara::{check_file, Payload, ScanLimits, YaraRuleSet, YaraSource};
 const PAYLOAD_BYTES: usize = 1024 * 1024;
 
 fn corpus_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FOUNDRY_YARA_CORPUS") {
+        return PathBuf::from(dir);
+    }
     // benches/ sits in the workspace root; shared/ is beside the workspace root.
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/yara")
 }

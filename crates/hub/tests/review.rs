@@ -467,7 +467,9 @@ async fn errors_are_json_with_a_stable_code() {
         "tlp": "TLP:GREEN", "confidence": 5})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json()["code"], "rule_invalid");
-    assert!(r.json()["message"].as_str().unwrap().contains("detection"));
+    let message = r.json()["message"].as_str().unwrap().to_string();
+    assert!(message.starts_with("the sigma rule does not compile: "), "{message}");
+    assert!(message.ends_with("; fix the text and send it again"), "{message}");
     let r = hub.post("/v1/rules", &a.eng, json!({"kind": "yara", "text": yara_rule("x", "y"),
         "tlp": "TLP:PURPLE", "confidence": 5})).await;
     assert_eq!(r.json()["code"], "invalid_request");

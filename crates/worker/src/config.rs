@@ -195,7 +195,9 @@ pub struct KafkaConfig {
     #[serde(default = "defaults::revoke_wait_ms")]
     pub revoke_wait_ms: u64,
     /// Dead letters keep the original bytes up to this size; longer records are cut and the
-    /// header `foundry-truncated-from` gives the original length. Default 16 MiB.
+    /// header `foundry-truncated-from` gives the original length. Default 900,000, under a
+    /// broker's default 1 MB message limit: a dead letter the broker refuses would stall its
+    /// partition, since outputs are re-sent until acknowledged.
     #[serde(default = "defaults::dead_letter_max_bytes")]
     pub dead_letter_max_bytes: usize,
     /// Most messages the producer queues before the pipeline waits. Default 100,000.
@@ -264,7 +266,7 @@ mod defaults {
         10_000
     }
     pub fn dead_letter_max_bytes() -> usize {
-        16 << 20
+        900_000
     }
     pub fn producer_queue_messages() -> usize {
         100_000
