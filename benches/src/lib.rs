@@ -1,1 +1,77 @@
-//! Shared helpers for the benchmarks.
+//! Shared helpers for the benchmarks: locating the corpus and loading rules and events.
+
+use std::path::{Path, PathBuf};
+
+use foundry_engine::{Mapping, RuleSet, RuleSetBuilder};
+
+/// `../shared/corpus` beside the repository.
+pub fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
+}
+
+/// Every active SigmaHQ rule with the Windows mapping.
+pub fn sigmahq_rules() -> RuleSet {
+    let root = corpus().join("sigma");
+    let mapping = Mapping::from_file(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/mappings/windows.toml"),
+    )
+    .expect("windows mapping");
+    let mut b = RuleSetBuilder::new().mapping(mapping);
+    for dir in [
+        "rules",
+        "rules-emerging-threats",
+        "rules-threat-hunting",
+        "rules-compliance",
+        "rules-placeholder",
+    ] {
+        b.add_sigma_path(&root.join(dir)).expect("corpus rules");
+    }
+    b.build().expect("rule set").0
+}
+
+/// Up to `limit` raw JSON Lines records taken round-robin from every corpus JSONL file, so
+/// the sample mixes Sysmon, Security, PowerShell, nested winlogbeat and cloud layouts.
+pub fn corpus_lines(limit: usize) -> Vec<Vec<u8>> {
+    let mut files = Vec::new();
+    let mut stack = vec![corpus().join("events/otrf")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("corpus events") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().and_then(|x| x.to_str()) == Some("jsonl") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let per_file: Vec<Vec<Vec<u8>>> = files
+        .iter()
+        .map(|f| {
+            std::fs::read(f)
+                .expect("read")
+                .split(|b| *b == b'\n')
+                .filter(|l| l.iter().any(|b| !b.is_ascii_whitespace()))
+                .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
+                .collect()
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while out.len() < limit {
+        let before = out.len();
+        for lines in &per_file {
+            if let Some(l) = lines.get(i) {
+                out.push(l.clone());
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        if out.len() == before {
+            break;
+        }
+        i += 1;
+    }
+    out
+}

@@ -26,13 +26,17 @@ fn corpus_dir() -> PathBuf {
 }
 
 fn rule_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
             rule_files(&path, out);
         } else if path.extension().is_some_and(|e| e == "yar" || e == "yara")
-            && !path.file_name().is_some_and(|n| n.to_string_lossy().contains("index"))
+            && !path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().contains("index"))
         {
             out.push(path);
         }
@@ -50,9 +54,8 @@ fn corpus_rules() -> (YaraRuleSet, usize, usize) {
         .map(|f| YaraSource::read(f).expect("readable"))
         .collect();
     let used = sources.len();
-    let set = YaraRuleSet::compile(&sources).unwrap_or_else(|errors| {
-        panic!("files that compile alone failed together: {}", errors[0])
-    });
+    let set = YaraRuleSet::compile(&sources)
+        .unwrap_or_else(|errors| panic!("files that compile alone failed together: {}", errors[0]));
     (set, used, total)
 }
 
@@ -88,14 +91,48 @@ fn text_payload(rng: &mut Rng, words: &[&str]) -> Vec<u8> {
 fn payloads() -> Vec<(&'static str, Payload)> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let log_words = [
-        "GET", "POST", "/index.php", "HTTP/1.1", "200", "404", "user=alice", "host=web-01",
-        "C:\\Windows\\System32\\svchost.exe", "/usr/bin/curl", "Mozilla/5.0", "session",
-        "error", "connection", "accepted", "from", "10.0.0.12", "port", "ssh2", "timeout",
+        "GET",
+        "POST",
+        "/index.php",
+        "HTTP/1.1",
+        "200",
+        "404",
+        "user=alice",
+        "host=web-01",
+        "C:\\Windows\\System32\\svchost.exe",
+        "/usr/bin/curl",
+        "Mozilla/5.0",
+        "session",
+        "error",
+        "connection",
+        "accepted",
+        "from",
+        "10.0.0.12",
+        "port",
+        "ssh2",
+        "timeout",
     ];
     let script_words = [
-        "$client", "=", "New-Object", "System.Net.WebClient;", "Invoke-Expression", "-Command",
-        "Get-Process", "|", "Where-Object", "{$_.Name", "-eq", "'explorer'}", "foreach", "($i",
-        "in", "1..10)", "Write-Host", "[Convert]::FromBase64String(", "$env:TEMP", "Start-Sleep",
+        "$client",
+        "=",
+        "New-Object",
+        "System.Net.WebClient;",
+        "Invoke-Expression",
+        "-Command",
+        "Get-Process",
+        "|",
+        "Where-Object",
+        "{$_.Name",
+        "-eq",
+        "'explorer'}",
+        "foreach",
+        "($i",
+        "in",
+        "1..10)",
+        "Write-Host",
+        "[Convert]::FromBase64String(",
+        "$env:TEMP",
+        "Start-Sleep",
     ];
     let log = text_payload(&mut rng, &log_words);
     let script = text_payload(&mut rng, &script_words);
@@ -119,10 +156,18 @@ fn payloads() -> Vec<(&'static str, Payload)> {
 
 fn bench_scan(c: &mut Criterion) {
     let (rules, used, total) = corpus_rules();
-    eprintln!("yara_scan: {used} of {total} corpus files, {} rules", rules.rule_count());
-    let limits = ScanLimits { timeout: Duration::from_secs(60), ..ScanLimits::default() };
+    eprintln!(
+        "yara_scan: {used} of {total} corpus files, {} rules",
+        rules.rule_count()
+    );
+    let limits = ScanLimits {
+        timeout: Duration::from_secs(60),
+        ..ScanLimits::default()
+    };
     let mut group = c.benchmark_group("yara_scan");
-    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
     for (name, payload) in payloads() {
         group.throughput(Throughput::Bytes(payload.bytes.len() as u64));
         group.bench_function(name, |b| {

@@ -18,10 +18,15 @@ pub struct CheckArgs {
 
 fn collect(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     if path.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
         entries.sort();
         for e in entries {
-            if e.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
+            if e.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'))
+            {
                 continue;
             }
             if e.is_dir() {
@@ -37,7 +42,12 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 fn kind_of(path: &Path) -> Option<&'static str> {
-    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("yml" | "yaml") => Some("sigma"),
         Some("yar" | "yara") => Some("yara"),
         _ => None,
@@ -50,7 +60,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
         collect(p, &mut files).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
     }
     let options = CompileOptions::default();
-    let (mut compiled, mut documents, mut correlations, mut unsupported) = (0usize, 0usize, 0usize, 0usize);
+    let (mut compiled, mut documents, mut correlations, mut unsupported) =
+        (0usize, 0usize, 0usize, 0usize);
     let mut failed = Vec::new();
     for file in &files {
         let path = file.display().to_string();
@@ -69,7 +80,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
                     match foundry_sigma::parse_documents(&text) {
                         Err(e) => Err((e.render(&path), unsupported_reason(&e))),
                         Ok(docs) => {
-                            let n = docs.iter().filter(|d| matches!(d, foundry_sigma::Document::Correlation(_))).count();
+                            let n = docs
+                                .iter()
+                                .filter(|d| matches!(d, foundry_sigma::Document::Correlation(_)))
+                                .count();
                             correlations += n;
                             match foundry_sigma::check_text(&text, &options) {
                                 Ok(count) => {

@@ -36,7 +36,9 @@ fn main() {
     init_tracing();
     let result = match cli.command {
         Command::Scan(args) => scan_cmd::run(args),
-        Command::Rules { command: RulesCommand::Check(args) } => check_cmd::run(args),
+        Command::Rules {
+            command: RulesCommand::Check(args),
+        } => check_cmd::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -50,5 +52,8 @@ fn main() {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("FOUNDRY_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

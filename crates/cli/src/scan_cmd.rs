@@ -52,7 +52,9 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     }
     let mut specs = Vec::new();
     for f in &args.payload_field {
-        let spec: PayloadSpec = f.parse().map_err(|e| anyhow::anyhow!("--payload-field: {e}"))?;
+        let spec: PayloadSpec = f
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--payload-field: {e}"))?;
         specs.push(match &args.blob_dir {
             Some(d) => spec.with_blob_dir(d),
             None => spec,
@@ -65,17 +67,27 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     };
     let mut builder = RuleSetBuilder::new()
         .mapping(mapping)
-        .yara_config(YaraConfig { payload_fields: specs, limits });
+        .yara_config(YaraConfig {
+            payload_fields: specs,
+            limits,
+        });
     let (rules, yara) = if args.rules.is_empty() && args.yara.is_empty() {
-        (vec![PathBuf::from("rules/sigma")], vec![PathBuf::from("rules/yara")])
+        (
+            vec![PathBuf::from("rules/sigma")],
+            vec![PathBuf::from("rules/yara")],
+        )
     } else {
         (args.rules.clone(), args.yara.clone())
     };
     for p in &rules {
-        builder.add_sigma_path(p).with_context(|| format!("reading rules from {}", p.display()))?;
+        builder
+            .add_sigma_path(p)
+            .with_context(|| format!("reading rules from {}", p.display()))?;
     }
     for p in &yara {
-        builder.add_yara_path(p).with_context(|| format!("reading yara rules from {}", p.display()))?;
+        builder
+            .add_yara_path(p)
+            .with_context(|| format!("reading yara rules from {}", p.display()))?;
     }
     let (mut set, report) = builder.build()?;
     if args.no_index {
@@ -128,7 +140,11 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
             match record.event {
                 Ok(event) => {
                     events += 1;
-                    let origin = EventOrigin { source: input.clone(), offset: record.offset, ..EventOrigin::default() };
+                    let origin = EventOrigin {
+                        source: input.clone(),
+                        offset: record.offset,
+                        ..EventOrigin::default()
+                    };
                     batch.push((event, origin));
                     if batch.len() >= args.batch {
                         flush(&mut batch, &mut out)?;

@@ -22,9 +22,12 @@ fn to_json(node: &Node) -> Value {
         NodeValue::Float(f, _) => Value::from(*f),
         NodeValue::Str(s) => Value::String(s.clone()),
         NodeValue::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
-        NodeValue::Map(entries) => {
-            Value::Object(entries.iter().map(|(k, v)| (k.scalar_text().unwrap_or_default(), to_json(v))).collect())
-        }
+        NodeValue::Map(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (k.scalar_text().unwrap_or_default(), to_json(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -78,7 +81,11 @@ fn every_case_passes_through_the_engine() {
     assert!(cases.len() >= 17, "found only {} cases", cases.len());
     let mut failures = Vec::new();
     for case in &cases {
-        let kind = if case.kind == "yara" { SourceKind::Yara } else { SourceKind::Sigma };
+        let kind = if case.kind == "yara" {
+            SourceKind::Yara
+        } else {
+            SourceKind::Sigma
+        };
         let mut events: Vec<Value> = case.events.clone();
         let mut config = YaraConfig::default();
         if kind == SourceKind::Yara && !events.is_empty() {
@@ -107,12 +114,22 @@ fn every_case_passes_through_the_engine() {
                 continue;
             }
         };
-        let want: Vec<bool> = case.expect.as_array().unwrap().iter().map(|v| v.as_bool().unwrap()).collect();
+        let want: Vec<bool> = case
+            .expect
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_bool().unwrap())
+            .collect();
         let got: Vec<bool> = events
             .iter()
             .enumerate()
             .map(|(i, e)| {
-                let origin = EventOrigin { source: "case".into(), offset: i as u64, ..Default::default() };
+                let origin = EventOrigin {
+                    source: "case".into(),
+                    offset: i as u64,
+                    ..Default::default()
+                };
                 !set.evaluate(e, &origin, None).hits.is_empty()
             })
             .collect();
@@ -133,11 +150,19 @@ fn every_case_passes_through_the_command_line() {
         let rule = dir.path().join(format!("rule.{ext}"));
         std::fs::write(&rule, &case.rule).unwrap();
         if compile_error_expected(&case) {
-            let out = Command::new(foundry).args(["rules", "check", "--format", "json"]).arg(&rule).output().unwrap();
+            let out = Command::new(foundry)
+                .args(["rules", "check", "--format", "json"])
+                .arg(&rule)
+                .output()
+                .unwrap();
             let stdout = String::from_utf8_lossy(&out.stdout);
-            let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap();
+            let summary: Value =
+                serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap();
             if summary["failed"].as_array().is_none_or(|f| f.is_empty()) || out.status.success() {
-                failures.push(format!("{}: expected a reported compile error, got {stdout}", case.name));
+                failures.push(format!(
+                    "{}: expected a reported compile error, got {stdout}",
+                    case.name
+                ));
             }
             continue;
         }
@@ -150,7 +175,12 @@ fn every_case_passes_through_the_command_line() {
                 lines.push_str(&yara_event(e).0.to_string());
                 lines.push('\n');
             }
-            args.extend(["--yara".into(), rule.display().to_string(), "--payload-field".into(), format!("payload:{enc}")]);
+            args.extend([
+                "--yara".into(),
+                rule.display().to_string(),
+                "--payload-field".into(),
+                format!("payload:{enc}"),
+            ]);
         } else {
             for e in &case.events {
                 lines.push_str(&e.to_string());
@@ -166,7 +196,13 @@ fn every_case_passes_through_the_command_line() {
             let h: Value = serde_json::from_str(line).unwrap();
             hit[h["event"]["offset"].as_u64().unwrap() as usize] = true;
         }
-        let want: Vec<bool> = case.expect.as_array().unwrap().iter().map(|v| v.as_bool().unwrap()).collect();
+        let want: Vec<bool> = case
+            .expect
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_bool().unwrap())
+            .collect();
         if hit != want || !out.status.success() {
             failures.push(format!(
                 "{}: want {want:?} got {hit:?} (status {}, stderr {})",

@@ -87,9 +87,21 @@ mod tests {
     #[test]
     fn each_reason_is_classified() {
         assert_eq!(decode_event(b"{\"a\":1}\r", 100).unwrap()["a"], 1);
-        assert_eq!(decode_event(b"{", 100).unwrap_err().reason, DeadLetterReason::NotJson);
-        assert_eq!(decode_event(b"[1]", 100).unwrap_err().reason, DeadLetterReason::NotObject);
-        assert_eq!(decode_event(b"{\"a\":\"\xff\"}", 100).unwrap_err().reason, DeadLetterReason::NotUtf8);
-        assert_eq!(decode_event(&[b' '; 101], 100).unwrap_err().reason, DeadLetterReason::TooLarge);
+        assert_eq!(
+            decode_event(b"{", 100).unwrap_err().reason,
+            DeadLetterReason::NotJson
+        );
+        assert_eq!(
+            decode_event(b"[1]", 100).unwrap_err().reason,
+            DeadLetterReason::NotObject
+        );
+        assert_eq!(
+            decode_event(b"{\"a\":\"\xff\"}", 100).unwrap_err().reason,
+            DeadLetterReason::NotUtf8
+        );
+        assert_eq!(
+            decode_event(&[b' '; 101], 100).unwrap_err().reason,
+            DeadLetterReason::TooLarge
+        );
     }
 }

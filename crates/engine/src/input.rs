@@ -78,7 +78,11 @@ pub struct JsonLines {
 impl JsonLines {
     /// Reads JSON Lines from `reader`.
     pub fn new(reader: Box<dyn Read + Send>) -> JsonLines {
-        JsonLines { reader: BufReader::with_capacity(1 << 16, reader), line: 0, buf: Vec::new() }
+        JsonLines {
+            reader: BufReader::with_capacity(1 << 16, reader),
+            line: 0,
+            buf: Vec::new(),
+        }
     }
 }
 
@@ -97,7 +101,10 @@ impl Iterator for JsonLines {
                     return Some(Record {
                         offset,
                         line: offset + 1,
-                        event: Err(DecodeError { reason: DeadLetterReason::NotJson, detail: format!("read error: {e}") }),
+                        event: Err(DecodeError {
+                            reason: DeadLetterReason::NotJson,
+                            detail: format!("read error: {e}"),
+                        }),
                     });
                 }
             }
@@ -114,7 +121,11 @@ impl Iterator for JsonLines {
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            return Some(Record { offset, line: offset + 1, event: decode_event(bytes, MAX_FILE_RECORD) });
+            return Some(Record {
+                offset,
+                line: offset + 1,
+                event: decode_event(bytes, MAX_FILE_RECORD),
+            });
         }
     }
 }
@@ -148,18 +159,32 @@ pub fn json_documents(bytes: &[u8]) -> Vec<Record> {
                     let event = if item.is_object() {
                         Ok(item)
                     } else {
-                        Err(DecodeError { reason: DeadLetterReason::NotObject, detail: "array element is not an object".into() })
+                        Err(DecodeError {
+                            reason: DeadLetterReason::NotObject,
+                            detail: "array element is not an object".into(),
+                        })
                     };
-                    out.push(Record { offset: out.len() as u64, line: line_of(start), event });
+                    out.push(Record {
+                        offset: out.len() as u64,
+                        line: line_of(start),
+                        event,
+                    });
                 }
             }
             Some(Ok(v)) => {
                 let event = if v.is_object() {
                     Ok(v)
                 } else {
-                    Err(DecodeError { reason: DeadLetterReason::NotObject, detail: "the document is not an object".into() })
+                    Err(DecodeError {
+                        reason: DeadLetterReason::NotObject,
+                        detail: "the document is not an object".into(),
+                    })
                 };
-                out.push(Record { offset: out.len() as u64, line: line_of(start), event });
+                out.push(Record {
+                    offset: out.len() as u64,
+                    line: line_of(start),
+                    event,
+                });
             }
             Some(Err(e)) => {
                 out.push(Record {
@@ -167,7 +192,11 @@ pub fn json_documents(bytes: &[u8]) -> Vec<Record> {
                     line: e.line() as u64,
                     event: Err(DecodeError {
                         reason: DeadLetterReason::NotJson,
-                        detail: format!("invalid json at line {} column {}: {e}", e.line(), e.column()),
+                        detail: format!(
+                            "invalid json at line {} column {}: {e}",
+                            e.line(),
+                            e.column()
+                        ),
                     }),
                 });
                 break;
@@ -178,8 +207,12 @@ pub fn json_documents(bytes: &[u8]) -> Vec<Record> {
 }
 
 fn evtx_records(path: &Path) -> std::io::Result<Box<dyn Iterator<Item = Record> + Send>> {
-    let mut parser = evtx::EvtxParser::from_path(path)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not an evtx file: {e}")))?;
+    let mut parser = evtx::EvtxParser::from_path(path).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not an evtx file: {e}"),
+        )
+    })?;
     let records: Vec<Record> = parser
         .records_json_value()
         .enumerate()

@@ -13,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+pub mod builder;
 pub mod decode;
 pub mod hit;
 pub mod input;
@@ -22,13 +23,13 @@ pub mod record;
 pub mod ruleset;
 pub mod yara;
 
+pub use builder::{
+    LoadFailure, LoadReport, RuleSetBuilder, RuleSetError, RuleSource, SourceKind, SourceMeta,
+};
 pub use decode::{decode_event, DeadLetterReason, DecodeError};
 pub use hit::{EventOrigin, Hit, HitPayload, HitRule, HitRuleset, Provenance, RuleKind};
 pub use mapping::Mapping;
-pub use ruleset::{
-    Evaluation, LoadFailure, LoadReport, PayloadProblem, RuleSet, RuleSetBuilder, RuleSetError,
-    RuleSource, SourceKind, SourceMeta,
-};
+pub use ruleset::{Evaluation, PayloadProblem, RuleSet};
 pub use yara::YaraConfig;
 
 /// Validates one rule's text by compiling it with the product's own engines, as the hub
@@ -38,9 +39,18 @@ pub fn validate_rule_text(kind: &str, text: &str) -> Result<(), String> {
         "sigma" => foundry_sigma::check_text(text, &foundry_sigma::CompileOptions::default())
             .map(|_| ())
             .map_err(|e| e.to_string()),
-        "yara" => foundry_yara::YaraRuleSet::compile(&[foundry_yara::YaraSource::new("rule.yar", text)])
-            .map(|_| ())
-            .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")),
-        other => Err(format!("unknown rule kind '{other}' (expected sigma or yara)")),
+        "yara" => {
+            foundry_yara::YaraRuleSet::compile(&[foundry_yara::YaraSource::new("rule.yar", text)])
+                .map(|_| ())
+                .map_err(|errs| {
+                    errs.iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+        }
+        other => Err(format!(
+            "unknown rule kind '{other}' (expected sigma or yara)"
+        )),
     }
 }

@@ -105,10 +105,14 @@ pub enum MappingError {
 impl Mapping {
     /// Reads a mapping file.
     pub fn from_file(path: &Path) -> Result<Mapping, MappingError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| MappingError::Io { path: path.display().to_string(), source })?;
-        Mapping::from_toml(&text)
-            .map_err(|message| MappingError::Invalid { path: path.display().to_string(), message })
+        let text = std::fs::read_to_string(path).map_err(|source| MappingError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Mapping::from_toml(&text).map_err(|message| MappingError::Invalid {
+            path: path.display().to_string(),
+            message,
+        })
     }
 
     /// Parses a mapping from TOML text.

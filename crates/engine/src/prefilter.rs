@@ -69,7 +69,9 @@ impl Prefilter {
                 _ => always.insert(rule as u32),
             }
         }
-        let built = AhoCorasickBuilder::new().match_kind(MatchKind::Standard).build(&literals);
+        let built = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::Standard)
+            .build(&literals);
         let automaton = match built {
             Ok(ac) if !literals.is_empty() => Some(ac),
             Ok(_) => None,
@@ -82,7 +84,12 @@ impl Prefilter {
                 None
             }
         };
-        Prefilter { automaton, owners, always, rules: sets.len() }
+        Prefilter {
+            automaton,
+            owners,
+            always,
+            rules: sets.len(),
+        }
     }
 
     /// Marks in `out` every rule that could match a haystack of lower-cased values.
@@ -99,7 +106,9 @@ impl Prefilter {
 
     /// How many rules are always evaluated, and how many literals are indexed.
     pub fn stats(&self) -> (usize, usize) {
-        let always = (0..self.rules as u32).filter(|r| self.always.contains(*r)).count();
+        let always = (0..self.rules as u32)
+            .filter(|r| self.always.contains(*r))
+            .count();
         (always, self.owners.len())
     }
 }

@@ -116,7 +116,10 @@ fn walk<'a>(
         Value::Object(map) => {
             if !fields.is_empty() {
                 // `{"#text": 4688, "#attributes": {…}}` is how EVTX renders qualified values.
-                let inner = map.get("#text").and_then(leaf).unwrap_or(EventValue::new(ValueKind::Object));
+                let inner = map
+                    .get("#text")
+                    .and_then(leaf)
+                    .unwrap_or(EventValue::new(ValueKind::Object));
                 for f in fields {
                     mapped.push((*f, inner.clone()));
                 }

@@ -1,438 +1,22 @@
 //! The rule set: an immutable, versioned snapshot of compiled rules ready to evaluate events.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-use foundry_sigma::{
-    compile_filter, compile_rule, filter_applies, parse_documents, CompileOptions, CompiledRule,
-    Document, FieldId, FieldTable, FilterDocument, Logsource,
-};
+use foundry_sigma::{FieldId, FieldTable, Logsource};
 
-use crate::hit::{EventOrigin, Hit, HitRule, HitRuleset, Provenance, RuleKind};
+use crate::builder::SigmaEntry;
+use crate::hit::{EventOrigin, Hit, HitRule, HitRuleset, RuleKind};
 use crate::mapping::Mapping;
 use crate::prefilter::{Prefilter, RuleBits};
 use crate::record::{EventRecord, PathTrie};
 use crate::yara::YaraPart;
 
-/// Trust metadata given to a rule by where it came from (the hub), overriding its own.
-#[derive(Debug, Clone, Default)]
-pub struct SourceMeta {
-    /// 0–100.
-    pub confidence: Option<u8>,
-    /// TLP label.
-    pub tlp: Option<String>,
-    /// Provenance.
-    pub provenance: Option<Provenance>,
-    /// The rule's version (the hub's).
-    pub version: Option<String>,
-    /// After this instant the rule is not loaded (RFC 3339 or a date).
-    pub valid_until: Option<String>,
-}
-
-/// Which language a source holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceKind {
-    /// Sigma YAML.
-    Sigma,
-    /// YARA-X.
-    Yara,
-}
-
-/// One rule file's text.
-#[derive(Debug, Clone)]
-pub struct RuleSource {
-    /// Where it came from (a path, or `hub:<id>`).
-    pub path: String,
-    /// The text.
-    pub text: String,
-    /// Sigma or YARA.
-    pub kind: SourceKind,
-    /// Hub metadata, when the rule came from the hub.
-    pub meta: SourceMeta,
-}
-
-/// A rule file that failed, for reports.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct LoadFailure {
-    /// The file.
-    pub path: String,
-    /// The rendered error, `path:line:column: error[CODE]: …`.
-    pub error: String,
-    /// Set when the failure is due to a feature the engine deliberately does not support.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unsupported: Option<String>,
-}
-
-/// What loading a rule set found.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct LoadReport {
-    /// Files read.
-    pub files: usize,
-    /// Sigma rules compiled.
-    pub sigma_rules: usize,
-    /// Sigma filters applied.
-    pub filters: usize,
-    /// YARA rules compiled.
-    pub yara_rules: usize,
-    /// Correlation rules read but not evaluated yet.
-    pub correlations_not_evaluated: Vec<String>,
-    /// Rules left out because their `valid_until` has passed.
-    pub expired: Vec<String>,
-    /// Files that failed.
-    pub failed: Vec<LoadFailure>,
-    /// Non-fatal notes (`path:line:column: warning: …`).
-    pub warnings: Vec<String>,
-}
-
-/// A rule set that could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum RuleSetError {
-    /// A rule file or folder could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The path.
-        path: String,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// At least one rule failed and the build was strict.
-    #[error("{} rule file(s) failed; first: {}", report.failed.len(), report.failed.first().map_or("", |f| f.error.as_str()))]
-    Rejected {
-        /// The full report.
-        report: Box<LoadReport>,
-    },
-}
-
-/// Trust and version metadata resolved for one compiled rule.
-#[derive(Debug, Clone)]
-pub struct RuleInfo {
-    /// Confidence 0–100.
-    pub confidence: u8,
-    /// TLP label.
-    pub tlp: String,
-    /// Provenance.
-    pub provenance: Provenance,
-    /// Version.
-    pub version: String,
-}
-
-struct SigmaEntry {
-    rule: CompiledRule,
-    info: RuleInfo,
-}
-
 struct Classifier {
     conditions: Vec<(FieldId, Vec<String>)>,
     logsource: Logsource,
-}
-
-/// Builds a [`RuleSet`] from files, folders and texts.
-#[derive(Debug, Default)]
-pub struct RuleSetBuilder {
-    sources: Vec<RuleSource>,
-    mapping: Mapping,
-    strict: bool,
-    hub_version: Option<String>,
-    default_tlp: Option<String>,
-    yara_limits: crate::yara::YaraConfig,
-}
-
-impl RuleSetBuilder {
-    /// A builder with no rules and no mapping.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Rejects the whole set if any rule fails (hot reload); otherwise failures are reported
-    /// and the rest load (`foundry scan`).
-    pub fn strict(mut self, strict: bool) -> Self {
-        self.strict = strict;
-        self
-    }
-
-    /// Uses a field and logsource mapping.
-    pub fn mapping(mut self, mapping: Mapping) -> Self {
-        self.mapping = mapping;
-        self
-    }
-
-    /// Records the hub's version of this rule set.
-    pub fn hub_version(mut self, version: Option<String>) -> Self {
-        self.hub_version = version;
-        self
-    }
-
-    /// The TLP label of rules that carry none (default `TLP:CLEAR`).
-    pub fn default_tlp(mut self, tlp: Option<String>) -> Self {
-        self.default_tlp = tlp;
-        self
-    }
-
-    /// Payload locations and limits for YARA-X.
-    pub fn yara_config(mut self, config: crate::yara::YaraConfig) -> Self {
-        self.yara_limits = config;
-        self
-    }
-
-    /// Adds one source.
-    pub fn add_source(&mut self, source: RuleSource) {
-        self.sources.push(source);
-    }
-
-    /// Adds a Sigma file or every `.yml`/`.yaml` below a folder (sorted, for a stable version).
-    pub fn add_sigma_path(&mut self, path: &Path) -> Result<(), RuleSetError> {
-        self.add_path(path, SourceKind::Sigma)
-    }
-
-    /// Adds a YARA file or every `.yar`/`.yara` below a folder.
-    pub fn add_yara_path(&mut self, path: &Path) -> Result<(), RuleSetError> {
-        self.add_path(path, SourceKind::Yara)
-    }
-
-    fn add_path(&mut self, path: &Path, kind: SourceKind) -> Result<(), RuleSetError> {
-        let io = |source| RuleSetError::Io { path: path.display().to_string(), source };
-        let files = if path.is_dir() {
-            let exts: &[&str] = match kind {
-                SourceKind::Sigma => &["yml", "yaml"],
-                SourceKind::Yara => &["yar", "yara"],
-            };
-            rule_files(path, exts).map_err(io)?
-        } else {
-            vec![path.to_path_buf()]
-        };
-        for file in files {
-            let bytes = std::fs::read(&file)
-                .map_err(|source| RuleSetError::Io { path: file.display().to_string(), source })?;
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            self.sources.push(RuleSource {
-                path: file.display().to_string(),
-                text,
-                kind,
-                meta: SourceMeta::default(),
-            });
-        }
-        Ok(())
-    }
-
-    /// Compiles everything into a rule set.
-    pub fn build(self) -> Result<(RuleSet, LoadReport), RuleSetError> {
-        let mut report = LoadReport { files: self.sources.len(), ..LoadReport::default() };
-        let mut fields = FieldTable::default();
-        let options = CompileOptions {
-            placeholders: self.mapping.placeholders.clone().into_iter().collect(),
-        };
-        let now = chrono::Utc::now();
-        let mut rules: Vec<SigmaEntry> = Vec::new();
-        let mut filters: Vec<(FilterDocument, foundry_sigma::Detection)> = Vec::new();
-        let mut hasher = Sha256::new();
-        let mut yara_sources = Vec::new();
-        for source in &self.sources {
-            hasher.update(source.path.as_bytes());
-            hasher.update([0]);
-            hasher.update(source.text.as_bytes());
-            hasher.update([0]);
-            if source.kind == SourceKind::Yara {
-                yara_sources.push(source.clone());
-                continue;
-            }
-            let fail = |e: foundry_sigma::SigmaError| LoadFailure {
-                path: source.path.clone(),
-                error: e.render(&source.path),
-                unsupported: (e.code == foundry_sigma::ErrorCode::Unsupported).then(|| e.message.clone()),
-            };
-            let docs = match parse_documents(&source.text) {
-                Ok(docs) => docs,
-                Err(e) => {
-                    report.failed.push(fail(e));
-                    continue;
-                }
-            };
-            let file_version = short_hash(source.text.as_bytes());
-            let mut file_rules = Vec::new();
-            let mut file_failed = None;
-            for (i, doc) in docs.iter().enumerate() {
-                match doc {
-                    Document::Rule(r) => match compile_rule(r, &mut fields, &options) {
-                        Ok(rule) => {
-                            if let Some(until) = valid_until(&rule, &source.meta) {
-                                if until < now {
-                                    report.expired.push(format!("{}: {}", source.path, rule.meta.title));
-                                    continue;
-                                }
-                            }
-                            for w in &rule.warnings {
-                                report.warnings.push(format!(
-                                    "{}:{}:{}: warning: {}",
-                                    source.path, w.position.line, w.position.column, w.message
-                                ));
-                            }
-                            let version = source.meta.version.clone().unwrap_or_else(|| {
-                                if docs.len() > 1 { format!("{file_version}.{i}") } else { file_version.clone() }
-                            });
-                            let info = rule_info(&rule, source, version, self.default_tlp.as_deref());
-                            file_rules.push(SigmaEntry { rule, info });
-                        }
-                        Err(e) => {
-                            file_failed = Some(fail(e));
-                            break;
-                        }
-                    },
-                    Document::Filter(f) => match compile_filter(f, &mut fields, &options) {
-                        Ok(det) => filters.push((f.clone(), det)),
-                        Err(e) => {
-                            file_failed = Some(fail(e));
-                            break;
-                        }
-                    },
-                    Document::Correlation(c) => report
-                        .correlations_not_evaluated
-                        .push(format!("{}: {} ({}): not evaluated yet", source.path, c.meta.title, c.kind)),
-                }
-            }
-            match file_failed {
-                Some(f) => report.failed.push(f),
-                None => rules.extend(file_rules),
-            }
-        }
-        for (doc, det) in &filters {
-            let mut applied = false;
-            for entry in rules.iter_mut() {
-                if filter_applies(doc, &entry.rule) {
-                    entry.rule.filters.push(det.clone());
-                    applied = true;
-                }
-            }
-            if applied {
-                report.filters += 1;
-            } else {
-                report.warnings.push(format!("filter '{}' applies to no loaded rule", doc.meta.title));
-            }
-        }
-        let yara = if yara_sources.is_empty() {
-            None
-        } else {
-            match YaraPart::compile(&yara_sources, &self.yara_limits, self.default_tlp.as_deref()) {
-                Ok(part) => {
-                    report.yara_rules = part.rule_count();
-                    Some(part)
-                }
-                Err(failures) => {
-                    report.failed.extend(failures);
-                    None
-                }
-            }
-        };
-        report.sigma_rules = rules.len();
-        if self.strict && !report.failed.is_empty() {
-            return Err(RuleSetError::Rejected { report: Box::new(report) });
-        }
-        hasher.update(format!("{:?}", self.mapping).as_bytes());
-        let digest = hex::encode(hasher.finalize());
-        let version = match &self.hub_version {
-            Some(h) => format!("{h}+{}", &digest[..12]),
-            None => digest[..16].to_string(),
-        };
-        let set = RuleSet::assemble(rules, fields, &self.mapping, yara, version);
-        tracing::info!(
-            version = %set.version,
-            sigma_rules = report.sigma_rules,
-            yara_rules = report.yara_rules,
-            failed = report.failed.len(),
-            "rule set compiled"
-        );
-        Ok((set, report))
-    }
-}
-
-fn rule_files(dir: &Path, exts: &[&str]) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let path = entry?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name.starts_with('.') {
-                continue; // editors' and Kubernetes' hidden staging files
-            }
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| exts.contains(&e)) {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-fn short_hash(bytes: &[u8]) -> String {
-    hex::encode(&Sha256::digest(bytes)[..6])
-}
-
-fn valid_until(rule: &CompiledRule, meta: &SourceMeta) -> Option<chrono::DateTime<chrono::Utc>> {
-    let text = meta.valid_until.clone().or_else(|| rule.meta.custom.get("valid_until").cloned())?;
-    parse_instant(&text)
-}
-
-/// Parses an RFC 3339 instant or a `YYYY-MM-DD` / `YYYY/MM/DD` date (end of that day, UTC).
-pub fn parse_instant(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text.trim()) {
-        return Some(t.with_timezone(&chrono::Utc));
-    }
-    let d = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-        .or_else(|_| chrono::NaiveDate::parse_from_str(text.trim(), "%Y/%m/%d"))
-        .ok()?;
-    Some(d.and_hms_opt(23, 59, 59)?.and_utc())
-}
-
-/// Normalises a TLP label to `TLP:NAME` in upper case.
-pub fn normalize_tlp(label: &str) -> String {
-    let upper = label.trim().to_ascii_uppercase();
-    if upper.starts_with("TLP:") {
-        upper
-    } else {
-        format!("TLP:{upper}")
-    }
-}
-
-/// Confidence of a rule that states none, from its level.
-fn confidence_for_level(level: Option<&str>) -> u8 {
-    match level {
-        Some("critical") => 90,
-        Some("high") => 75,
-        Some("medium") => 60,
-        Some("low") => 45,
-        Some("informational") => 30,
-        _ => 50,
-    }
-}
-
-fn rule_info(rule: &CompiledRule, source: &RuleSource, version: String, default_tlp: Option<&str>) -> RuleInfo {
-    let custom = &rule.meta.custom;
-    let confidence = source
-        .meta
-        .confidence
-        .or_else(|| custom.get("confidence").and_then(|c| c.parse::<u8>().ok()).map(|c| c.min(100)))
-        .unwrap_or_else(|| confidence_for_level(rule.meta.level.as_deref()));
-    let tlp = source
-        .meta
-        .tlp
-        .clone()
-        .or_else(|| custom.get("tlp").cloned())
-        .or_else(|| default_tlp.map(str::to_string))
-        .map(|t| normalize_tlp(&t))
-        .unwrap_or_else(|| "TLP:CLEAR".to_string());
-    let provenance = source.meta.provenance.clone().unwrap_or_else(|| Provenance {
-        origin: "local".into(),
-        author: rule.meta.author.clone(),
-        path: Some(source.path.clone()),
-        ..Provenance::default()
-    });
-    RuleInfo { confidence, tlp, provenance, version }
 }
 
 /// An immutable, versioned snapshot of compiled rules.
@@ -451,18 +35,27 @@ pub struct RuleSet {
 }
 
 /// Field paths that commonly carry an event's own time, tried in order.
-const TIME_FIELDS: &[&str] = &["@timestamp", "UtcTime", "TimeCreated", "EventTime", "timestamp", "eventTime"];
+const TIME_FIELDS: &[&str] = &[
+    "@timestamp",
+    "UtcTime",
+    "TimeCreated",
+    "EventTime",
+    "timestamp",
+    "eventTime",
+];
 
 fn compatible(rule: &Logsource, event: &Logsource) -> bool {
     let eq = |r: &Option<String>, e: &Option<String>| match r {
         None => true,
         Some(r) => e.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(r)),
     };
-    eq(&rule.product, &event.product) && eq(&rule.category, &event.category) && eq(&rule.service, &event.service)
+    eq(&rule.product, &event.product)
+        && eq(&rule.category, &event.category)
+        && eq(&rule.service, &event.service)
 }
 
 impl RuleSet {
-    fn assemble(
+    pub(crate) fn assemble(
         rules: Vec<SigmaEntry>,
         mut fields: FieldTable,
         mapping: &Mapping,
@@ -473,7 +66,11 @@ impl RuleSet {
             .logsource
             .iter()
             .map(|l| Classifier {
-                conditions: l.when.iter().map(|(f, v)| (fields.intern(f), v.values())).collect(),
+                conditions: l
+                    .when
+                    .iter()
+                    .map(|(f, v)| (fields.intern(f), v.values()))
+                    .collect(),
                 logsource: l.logsource(),
             })
             .collect();
@@ -484,17 +81,28 @@ impl RuleSet {
                 trie.insert(&path, id);
             }
         }
-        trie.insert("Event.System.TimeCreated.#attributes.SystemTime", fields.intern("TimeCreated"));
+        trie.insert(
+            "Event.System.TimeCreated.#attributes.SystemTime",
+            fields.intern("TimeCreated"),
+        );
         let routes = classifiers
             .iter()
             .map(|c| {
-                (0..rules.len() as u32).filter(|&i| compatible(&rules[i as usize].rule.logsource, &c.logsource)).collect()
+                (0..rules.len() as u32)
+                    .filter(|&i| compatible(&rules[i as usize].rule.logsource, &c.logsource))
+                    .collect()
             })
             .collect();
-        let sets: Vec<Option<Vec<String>>> = rules.iter().map(|e| e.rule.required_literals()).collect();
+        let sets: Vec<Option<Vec<String>>> =
+            rules.iter().map(|e| e.rule.required_literals()).collect();
         let prefilter = Prefilter::new(&sets);
         let (always, literals) = prefilter.stats();
-        tracing::debug!(rules = rules.len(), always, literals, "literal prefilter built");
+        tracing::debug!(
+            rules = rules.len(),
+            always,
+            literals,
+            "literal prefilter built"
+        );
         RuleSet {
             version,
             all_rules: (0..rules.len() as u32).collect(),
@@ -527,7 +135,11 @@ impl RuleSet {
 
     /// Identifiers of every rule, for metrics bookkeeping.
     pub fn rule_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.rules.iter().map(|e| e.rule.identifier().to_string()).collect();
+        let mut ids: Vec<String> = self
+            .rules
+            .iter()
+            .map(|e| e.rule.identifier().to_string())
+            .collect();
         if let Some(y) = &self.yara {
             ids.extend(y.rule_ids());
         }
@@ -548,11 +160,20 @@ impl RuleSet {
     fn route(&self, record: &EventRecord<'_>, hint: Option<&Logsource>) -> Arc<Vec<u32>> {
         if let Some(h) = hint {
             let key = (h.product.clone(), h.category.clone(), h.service.clone());
-            if let Some(r) = self.route_cache.read().ok().and_then(|c| c.get(&key).cloned()) {
+            if let Some(r) = self
+                .route_cache
+                .read()
+                .ok()
+                .and_then(|c| c.get(&key).cloned())
+            {
                 return r;
             }
             let r: Arc<Vec<u32>> = Arc::new(
-                self.all_rules.iter().copied().filter(|&i| compatible(&self.rules[i as usize].rule.logsource, h)).collect(),
+                self.all_rules
+                    .iter()
+                    .copied()
+                    .filter(|&i| compatible(&self.rules[i as usize].rule.logsource, h))
+                    .collect(),
             );
             if let Ok(mut c) = self.route_cache.write() {
                 c.insert(key, r.clone());
@@ -566,7 +187,10 @@ impl RuleSet {
             .filter(|(_, c)| {
                 c.conditions.iter().all(|(f, want)| {
                     use foundry_sigma::EventView as _;
-                    record.field(*f).is_some_and(|vs| vs.iter().any(|v| v.lower().is_some_and(|t| want.iter().any(|w| w == t))))
+                    record.field(*f).is_some_and(|vs| {
+                        vs.iter()
+                            .any(|v| v.lower().is_some_and(|t| want.iter().any(|w| w == t)))
+                    })
                 })
             })
             .map(|(i, _)| i)
@@ -575,7 +199,10 @@ impl RuleSet {
             [] => Arc::new(self.all_rules.clone()),
             [one] => Arc::new(self.routes[*one].clone()),
             many => {
-                let mut all: Vec<u32> = many.iter().flat_map(|i| self.routes[*i].iter().copied()).collect();
+                let mut all: Vec<u32> = many
+                    .iter()
+                    .flat_map(|i| self.routes[*i].iter().copied())
+                    .collect();
                 all.sort_unstable();
                 all.dedup();
                 Arc::new(all)
@@ -585,7 +212,12 @@ impl RuleSet {
 
     /// Evaluates one event: every Sigma rule that routing and the prefilter let through, and
     /// YARA-X over its payloads. `hint` is the logsource the input declares, if any.
-    pub fn evaluate(&self, event: &Value, origin: &EventOrigin, hint: Option<&Logsource>) -> Evaluation {
+    pub fn evaluate(
+        &self,
+        event: &Value,
+        origin: &EventOrigin,
+        hint: Option<&Logsource>,
+    ) -> Evaluation {
         let record = EventRecord::new(event, &self.trie);
         let mut origin = origin.clone();
         if origin.time.is_none() {
@@ -596,7 +228,8 @@ impl RuleSet {
         let check = |i: u32, out: &mut Evaluation| {
             let entry = &self.rules[i as usize];
             if let Some(matched) = entry.rule.evaluate(&record) {
-                out.hits.push(self.sigma_hit(entry, &matched, &origin, &now));
+                out.hits
+                    .push(self.sigma_hit(entry, &matched, &origin, &now));
             }
         };
         if self.indexing {
@@ -622,24 +255,46 @@ impl RuleSet {
     }
 
     /// Evaluates a batch across cores, keeping order.
-    pub fn evaluate_batch(&self, events: &[(Value, EventOrigin)], hint: Option<&Logsource>) -> Vec<Evaluation> {
+    pub fn evaluate_batch(
+        &self,
+        events: &[(Value, EventOrigin)],
+        hint: Option<&Logsource>,
+    ) -> Vec<Evaluation> {
         use rayon::prelude::*;
-        events.par_iter().map(|(e, o)| self.evaluate(e, o, hint)).collect()
+        events
+            .par_iter()
+            .map(|(e, o)| self.evaluate(e, o, hint))
+            .collect()
     }
 
     fn event_time(&self, record: &EventRecord<'_>) -> Option<String> {
         use foundry_sigma::EventView as _;
-        self.time_fields
-            .iter()
-            .find_map(|f| record.field(*f).and_then(|vs| vs.first()).and_then(|v| v.text().map(str::to_string)))
+        self.time_fields.iter().find_map(|f| {
+            record
+                .field(*f)
+                .and_then(|vs| vs.first())
+                .and_then(|v| v.text().map(str::to_string))
+        })
     }
 
-    fn sigma_hit(&self, entry: &SigmaEntry, matched: &[usize], origin: &EventOrigin, now: &str) -> Hit {
+    fn sigma_hit(
+        &self,
+        entry: &SigmaEntry,
+        matched: &[usize],
+        origin: &EventOrigin,
+        now: &str,
+    ) -> Hit {
         let rule = &entry.rule;
         let mut m = serde_json::Map::new();
         for &i in matched {
-            let fields = rule.search_fields[i].iter().map(|f| Value::String(f.clone())).collect();
-            m.insert(rule.detection.searches[i].name.clone(), Value::Array(fields));
+            let fields = rule.search_fields[i]
+                .iter()
+                .map(|f| Value::String(f.clone()))
+                .collect();
+            m.insert(
+                rule.detection.searches[i].name.clone(),
+                Value::Array(fields),
+            );
         }
         Hit {
             rule: HitRule {
@@ -650,7 +305,9 @@ impl RuleSet {
                 version: entry.info.version.clone(),
                 tags: rule.meta.tags.clone(),
             },
-            ruleset: HitRuleset { version: self.version.clone() },
+            ruleset: HitRuleset {
+                version: self.version.clone(),
+            },
             confidence: entry.info.confidence,
             tlp: entry.info.tlp.clone(),
             provenance: entry.info.provenance.clone(),

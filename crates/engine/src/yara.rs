@@ -5,11 +5,15 @@
 //! and other payloads still count, and the problem is returned beside the hits
 //! ([`crate::Evaluation::payload_problems`]) for the caller to log and count.
 
-use foundry_yara::{extract_payloads, PayloadProblemKind, PayloadSpec, ScanError, ScanLimits, YaraRuleSet, YaraSource};
+use foundry_yara::{
+    extract_payloads, PayloadProblemKind, PayloadSpec, ScanError, ScanLimits, YaraRuleSet,
+    YaraSource,
+};
 use serde_json::{json, Value};
 
+use crate::builder::{normalize_tlp, LoadFailure, RuleSource};
 use crate::hit::{EventOrigin, Hit, HitPayload, HitRule, HitRuleset, Provenance, RuleKind};
-use crate::ruleset::{normalize_tlp, Evaluation, LoadFailure, PayloadProblem, RuleSource};
+use crate::ruleset::{Evaluation, PayloadProblem};
 
 /// Where payloads are and how far scanning may go.
 #[derive(Debug, Clone, Default)]
@@ -34,7 +38,10 @@ impl YaraPart {
         config: &YaraConfig,
         default_tlp: Option<&str>,
     ) -> Result<YaraPart, Vec<LoadFailure>> {
-        let yara_sources: Vec<YaraSource> = sources.iter().map(|s| YaraSource::new(&s.path, s.text.clone())).collect();
+        let yara_sources: Vec<YaraSource> = sources
+            .iter()
+            .map(|s| YaraSource::new(&s.path, s.text.clone()))
+            .collect();
         match YaraRuleSet::compile(&yara_sources) {
             Ok(rules) => {
                 let ids = rules.namespaces().to_vec();
@@ -64,26 +71,45 @@ impl YaraPart {
         self.ids.clone()
     }
 
-    pub(crate) fn scan_event(&self, event: &Value, origin: &EventOrigin, version: &str, now: &str, out: &mut Evaluation) {
+    pub(crate) fn scan_event(
+        &self,
+        event: &Value,
+        origin: &EventOrigin,
+        version: &str,
+        now: &str,
+        out: &mut Evaluation,
+    ) {
         if self.config.payload_fields.is_empty() {
             return;
         }
-        let (payloads, problems) = extract_payloads(event, &self.config.payload_fields, &self.config.limits);
+        let (payloads, problems) =
+            extract_payloads(event, &self.config.payload_fields, &self.config.limits);
         for p in problems {
             let reason = match p.kind {
                 PayloadProblemKind::TooMany { .. } => "too_many",
                 PayloadProblemKind::BlobTooLarge { .. } => "too_large",
                 _ => "undecodable",
             };
-            out.payload_problems.push(PayloadProblem { field: p.field.clone(), reason, detail: p.to_string() });
+            out.payload_problems.push(PayloadProblem {
+                field: p.field.clone(),
+                reason,
+                detail: p.to_string(),
+            });
         }
         for payload in &payloads {
             match self.rules.scan(payload, &self.config.limits) {
                 Ok(hits) => {
                     for h in hits {
                         let confidence = h.confidence().unwrap_or(70);
-                        let tlp = h.tlp().map(|t| normalize_tlp(&t)).unwrap_or_else(|| self.default_tlp.clone());
-                        let author = h.meta.get("author").and_then(Value::as_str).map(str::to_string);
+                        let tlp = h
+                            .tlp()
+                            .map(|t| normalize_tlp(&t))
+                            .unwrap_or_else(|| self.default_tlp.clone());
+                        let author = h
+                            .meta
+                            .get("author")
+                            .and_then(Value::as_str)
+                            .map(str::to_string);
                         out.hits.push(Hit {
                             rule: HitRule {
                                 id: format!("{}:{}", h.namespace, h.identifier),
@@ -93,10 +119,16 @@ impl YaraPart {
                                 version: version.to_string(),
                                 tags: h.tags.clone(),
                             },
-                            ruleset: HitRuleset { version: version.to_string() },
+                            ruleset: HitRuleset {
+                                version: version.to_string(),
+                            },
                             confidence,
                             tlp,
-                            provenance: Provenance { origin: "local".into(), author, ..Provenance::default() },
+                            provenance: Provenance {
+                                origin: "local".into(),
+                                author,
+                                ..Provenance::default()
+                            },
                             event: origin.clone(),
                             matched: json!({
                                 "namespace": h.namespace,

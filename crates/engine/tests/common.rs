@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use foundry_engine::{EventOrigin, Mapping, RuleSet, RuleSetBuilder, RuleSource, SourceKind, SourceMeta};
+use foundry_engine::{
+    EventOrigin, Mapping, RuleSet, RuleSetBuilder, RuleSource, SourceKind, SourceMeta,
+};
 use serde_json::Value;
 
 /// `../shared` beside the repository (CI lays it there too).
@@ -39,7 +41,11 @@ pub fn hits(set: &RuleSet, events: &[Value]) -> Vec<bool> {
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let origin = EventOrigin { source: "test".into(), offset: i as u64, ..EventOrigin::default() };
+            let origin = EventOrigin {
+                source: "test".into(),
+                offset: i as u64,
+                ..EventOrigin::default()
+            };
             !set.evaluate(e, &origin, None).hits.is_empty()
         })
         .collect()
@@ -56,7 +62,10 @@ pub fn yaml_to_json(node: &foundry_sigma::yaml::Node) -> Value {
         NodeValue::Str(s) => Value::String(s.clone()),
         NodeValue::Seq(items) => Value::Array(items.iter().map(yaml_to_json).collect()),
         NodeValue::Map(entries) => Value::Object(
-            entries.iter().map(|(k, v)| (k.scalar_text().unwrap_or_default(), yaml_to_json(v))).collect(),
+            entries
+                .iter()
+                .map(|(k, v)| (k.scalar_text().unwrap_or_default(), yaml_to_json(v)))
+                .collect(),
         ),
     }
 }

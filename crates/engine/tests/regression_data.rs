@@ -32,19 +32,32 @@ fn cases(root: &Path) -> Vec<Case> {
             let text = std::fs::read_to_string(&path).unwrap();
             let doc = &load_documents(&text).unwrap()[0];
             let rule_id = doc.get("rule_metadata").and_then(|m| match &m.value {
-                foundry_sigma::yaml::NodeValue::Seq(items) => items[0].get("id").and_then(|i| i.scalar_text()),
+                foundry_sigma::yaml::NodeValue::Seq(items) => {
+                    items[0].get("id").and_then(|i| i.scalar_text())
+                }
                 _ => None,
             });
-            let Some(tests) = doc.get("regression_tests_info") else { continue };
-            let foundry_sigma::yaml::NodeValue::Seq(tests) = &tests.value else { continue };
+            let Some(tests) = doc.get("regression_tests_info") else {
+                continue;
+            };
+            let foundry_sigma::yaml::NodeValue::Seq(tests) = &tests.value else {
+                continue;
+            };
             for t in tests {
                 if t.get("type").and_then(|v| v.as_str()) != Some("evtx") {
                     continue;
                 }
                 let evtx = t.get("path").and_then(|p| p.as_str()).unwrap();
                 let json = root.join("sigma").join(evtx).with_extension("json");
-                let match_count = t.get("match_count").and_then(|m| m.scalar_text()).and_then(|m| m.parse().ok());
-                out.push(Case { rule_id: rule_id.clone().unwrap(), json, match_count });
+                let match_count = t
+                    .get("match_count")
+                    .and_then(|m| m.scalar_text())
+                    .and_then(|m| m.parse().ok());
+                out.push(Case {
+                    rule_id: rule_id.clone().unwrap(),
+                    json,
+                    match_count,
+                });
             }
         }
     }
@@ -64,26 +77,47 @@ const STALE_MATCH_COUNTS: &[(&str, usize, &str)] = &[
 fn corpus_rules(indexing: bool) -> RuleSet {
     let root = common::shared().join("corpus/sigma");
     let mut b = RuleSetBuilder::new().mapping(common::windows_mapping());
-    for dir in ["rules", "rules-emerging-threats", "rules-threat-hunting", "rules-compliance", "rules-placeholder"] {
+    for dir in [
+        "rules",
+        "rules-emerging-threats",
+        "rules-threat-hunting",
+        "rules-compliance",
+        "rules-placeholder",
+    ] {
         b.add_sigma_path(&root.join(dir)).unwrap();
     }
     let (mut set, report) = b.build().unwrap();
-    assert!(report.failed.is_empty(), "corpus rules failed: {:?}", report.failed);
+    assert!(
+        report.failed.is_empty(),
+        "corpus rules failed: {:?}",
+        report.failed
+    );
     set.set_indexing(indexing);
     set
 }
 
 fn run(set: &RuleSet) {
     let cases = cases(&common::shared().join("corpus"));
-    assert!(cases.len() >= 200, "expected SigmaHQ's ~202 regression tests, found {}", cases.len());
+    assert!(
+        cases.len() >= 200,
+        "expected SigmaHQ's ~202 regression tests, found {}",
+        cases.len()
+    );
     let mut failures = Vec::new();
     for case in &cases {
-        let bytes = std::fs::read(&case.json).unwrap_or_else(|e| panic!("{}: {e}", case.json.display()));
+        let bytes =
+            std::fs::read(&case.json).unwrap_or_else(|e| panic!("{}: {e}", case.json.display()));
         let mut count = 0usize;
         let mut by_rule: HashMap<String, usize> = HashMap::new();
         for record in json_documents(&bytes) {
-            let event = record.event.unwrap_or_else(|e| panic!("{}: {e}", case.json.display()));
-            let origin = EventOrigin { source: case.json.display().to_string(), offset: record.offset, ..Default::default() };
+            let event = record
+                .event
+                .unwrap_or_else(|e| panic!("{}: {e}", case.json.display()));
+            let origin = EventOrigin {
+                source: case.json.display().to_string(),
+                offset: record.offset,
+                ..Default::default()
+            };
             for hit in set.evaluate(&event, &origin, None).hits {
                 *by_rule.entry(hit.rule.id.clone()).or_default() += 1;
                 if hit.rule.id == case.rule_id {
@@ -91,7 +125,10 @@ fn run(set: &RuleSet) {
                 }
             }
         }
-        let stale = STALE_MATCH_COUNTS.iter().find(|(id, _, _)| *id == case.rule_id).map(|(_, n, _)| *n);
+        let stale = STALE_MATCH_COUNTS
+            .iter()
+            .find(|(id, _, _)| *id == case.rule_id)
+            .map(|(_, n, _)| *n);
         let ok = match stale.or(case.match_count) {
             Some(n) => count == n,
             None => count >= 1,
@@ -101,11 +138,18 @@ fn run(set: &RuleSet) {
                 "{} ({}): want {:?} hits, got {count}",
                 case.rule_id,
                 case.json.display(),
-                case.match_count.map_or("at least 1".to_string(), |n| n.to_string())
+                case.match_count
+                    .map_or("at least 1".to_string(), |n| n.to_string())
             ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} regression tests failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} regression tests failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

@@ -46,13 +46,24 @@ struct Parser<'a> {
 pub fn parse(text: &str, names: &[String], at: Position) -> Result<Condition, SigmaError> {
     let toks = tokenize(text, at)?;
     if toks.is_empty() {
-        return Err(SigmaError::new(ErrorCode::ConditionSyntax, at, "empty condition")
-            .expected("an expression over search identifiers"));
+        return Err(
+            SigmaError::new(ErrorCode::ConditionSyntax, at, "empty condition")
+                .expected("an expression over search identifiers"),
+        );
     }
-    let mut p = Parser { toks, pos: 0, names, at };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        names,
+        at,
+    };
     let cond = p.or()?;
     if let Some((tok, col)) = p.toks.get(p.pos) {
-        return Err(p.error(*col, format!("unexpected {} after a complete condition", describe(tok)))
+        return Err(p
+            .error(
+                *col,
+                format!("unexpected {} after a complete condition", describe(tok)),
+            )
             .expected("'and', 'or' or the end of the condition"));
     }
     Ok(cond)
@@ -89,7 +100,10 @@ fn tokenize(text: &str, at: Position) -> Result<Vec<(Tok, usize)>, SigmaError> {
             '|' => {
                 return Err(SigmaError::new(
                     ErrorCode::Unsupported,
-                    Position { line: at.line, column: at.column + i },
+                    Position {
+                        line: at.line,
+                        column: at.column + i,
+                    },
                     "sigma v1 aggregations ('| count() by …') are not supported; \
                      write a correlation rule instead",
                 ))
@@ -102,33 +116,38 @@ fn tokenize(text: &str, at: Position) -> Result<Vec<(Tok, usize)>, SigmaError> {
                     i += 1;
                 }
                 let word: String = chars[start..i].iter().collect();
-                let tok = match word.to_ascii_lowercase().as_str() {
-                    "and" => Tok::And,
-                    "or" => Tok::Or,
-                    "not" => Tok::Not,
-                    "of" => Tok::Of,
-                    "all" => Tok::All,
-                    "any" => Tok::Number(1),
-                    "them" => Tok::Them,
-                    "near" => {
-                        return Err(SigmaError::new(
+                let tok =
+                    match word.to_ascii_lowercase().as_str() {
+                        "and" => Tok::And,
+                        "or" => Tok::Or,
+                        "not" => Tok::Not,
+                        "of" => Tok::Of,
+                        "all" => Tok::All,
+                        "any" => Tok::Number(1),
+                        "them" => Tok::Them,
+                        "near" => return Err(SigmaError::new(
                             ErrorCode::Unsupported,
-                            Position { line: at.line, column: at.column + start },
+                            Position {
+                                line: at.line,
+                                column: at.column + start,
+                            },
                             "the 'near' operator is not supported; write a temporal correlation",
-                        ))
-                    }
-                    _ => match word.parse::<usize>() {
-                        Ok(n) => Tok::Number(n),
-                        Err(_) => Tok::Ident(word),
-                    },
-                };
+                        )),
+                        _ => match word.parse::<usize>() {
+                            Ok(n) => Tok::Number(n),
+                            Err(_) => Tok::Ident(word),
+                        },
+                    };
                 toks.push((tok, start));
                 continue;
             }
             other => {
                 return Err(SigmaError::new(
                     ErrorCode::ConditionSyntax,
-                    Position { line: at.line, column: at.column + i },
+                    Position {
+                        line: at.line,
+                        column: at.column + i,
+                    },
                     format!("unexpected character '{other}' in condition"),
                 ))
             }
@@ -142,7 +161,10 @@ impl Parser<'_> {
     fn error(&self, col: usize, msg: String) -> SigmaError {
         SigmaError::new(
             ErrorCode::ConditionSyntax,
-            Position { line: self.at.line, column: self.at.column + col },
+            Position {
+                line: self.at.line,
+                column: self.at.column + col,
+            },
             msg,
         )
     }
@@ -152,7 +174,9 @@ impl Parser<'_> {
     }
 
     fn col(&self) -> usize {
-        self.toks.get(self.pos).map_or_else(|| self.toks.last().map_or(0, |t| t.1 + 1), |t| t.1)
+        self.toks
+            .get(self.pos)
+            .map_or_else(|| self.toks.last().map_or(0, |t| t.1 + 1), |t| t.1)
     }
 
     fn or(&mut self) -> Result<Condition, SigmaError> {
@@ -161,7 +185,11 @@ impl Parser<'_> {
             self.pos += 1;
             items.push(self.and()?);
         }
-        Ok(if items.len() == 1 { items.remove(0) } else { Condition::Or(items) })
+        Ok(if items.len() == 1 {
+            items.remove(0)
+        } else {
+            Condition::Or(items)
+        })
     }
 
     fn and(&mut self) -> Result<Condition, SigmaError> {
@@ -170,7 +198,11 @@ impl Parser<'_> {
             self.pos += 1;
             items.push(self.not()?);
         }
-        Ok(if items.len() == 1 { items.remove(0) } else { Condition::And(items) })
+        Ok(if items.len() == 1 {
+            items.remove(0)
+        } else {
+            Condition::And(items)
+        })
     }
 
     fn not(&mut self) -> Result<Condition, SigmaError> {
@@ -184,7 +216,8 @@ impl Parser<'_> {
     fn primary(&mut self) -> Result<Condition, SigmaError> {
         let col = self.col();
         let Some((tok, _)) = self.toks.get(self.pos).cloned() else {
-            return Err(self.error(col, "the condition ends too early".into())
+            return Err(self
+                .error(col, "the condition ends too early".into())
                 .expected("a search identifier, 'not', '(' or 'x of'"));
         };
         self.pos += 1;
@@ -193,7 +226,9 @@ impl Parser<'_> {
                 let inner = self.or()?;
                 if self.peek() != Some(&Tok::RParen) {
                     let col = self.col();
-                    return Err(self.error(col, "unclosed parenthesis".into()).expected("')'"));
+                    return Err(self
+                        .error(col, "unclosed parenthesis".into())
+                        .expected("')'"));
                 }
                 self.pos += 1;
                 Ok(inner)
@@ -201,7 +236,8 @@ impl Parser<'_> {
             Tok::All | Tok::Number(_) => {
                 if self.peek() != Some(&Tok::Of) {
                     let col = self.col();
-                    return Err(self.error(col, format!("{} must be followed by 'of'", describe(&tok)))
+                    return Err(self
+                        .error(col, format!("{} must be followed by 'of'", describe(&tok)))
                         .expected("'of'"));
                 }
                 self.pos += 1;
@@ -210,7 +246,8 @@ impl Parser<'_> {
                     Some((Tok::Them, _)) => self.select("*", true),
                     Some((Tok::Ident(pattern), _)) => self.select(&pattern, false),
                     _ => {
-                        return Err(self.error(col, "'of' needs a pattern or 'them'".into())
+                        return Err(self
+                            .error(col, "'of' needs a pattern or 'them'".into())
                             .expected("an identifier pattern such as selection_* or 'them'"))
                     }
                 };
@@ -218,7 +255,10 @@ impl Parser<'_> {
                 if selected.is_empty() {
                     return Err(SigmaError::new(
                         ErrorCode::UnknownIdentifier,
-                        Position { line: self.at.line, column: self.at.column + col },
+                        Position {
+                            line: self.at.line,
+                            column: self.at.column + col,
+                        },
                         "no search identifier matches this pattern",
                     ));
                 }
@@ -232,12 +272,16 @@ impl Parser<'_> {
                 Some(i) => Ok(Condition::Search(i)),
                 None => Err(SigmaError::new(
                     ErrorCode::UnknownIdentifier,
-                    Position { line: self.at.line, column: self.at.column + col },
+                    Position {
+                        line: self.at.line,
+                        column: self.at.column + col,
+                    },
                     format!("the condition names '{name}', which the detection does not define"),
                 )
                 .expected(format!("one of: {}", self.names.join(", ")))),
             },
-            other => Err(self.error(col, format!("unexpected {}", describe(&other)))
+            other => Err(self
+                .error(col, format!("unexpected {}", describe(&other)))
                 .expected("a search identifier, 'not', '(' or 'x of'")),
         }
     }
@@ -291,7 +335,10 @@ mod tests {
             c,
             Condition::Or(vec![
                 Condition::Search(0),
-                Condition::And(vec![Condition::Search(1), Condition::Not(Box::new(Condition::Search(2)))])
+                Condition::And(vec![
+                    Condition::Search(1),
+                    Condition::Not(Box::new(Condition::Search(2)))
+                ])
             ])
         );
     }
@@ -299,18 +346,49 @@ mod tests {
     #[test]
     fn them_leaves_out_helpers_but_an_explicit_underscore_pattern_does_not() {
         let n = names(&["sel", "_helper", "filter"]);
-        assert_eq!(parse("all of them", &n, Position::default()).unwrap(), Condition::AtLeast(2, vec![0, 2]));
-        assert_eq!(parse("1 of _*", &n, Position::default()).unwrap(), Condition::AtLeast(1, vec![1]));
+        assert_eq!(
+            parse("all of them", &n, Position::default()).unwrap(),
+            Condition::AtLeast(2, vec![0, 2])
+        );
+        assert_eq!(
+            parse("1 of _*", &n, Position::default()).unwrap(),
+            Condition::AtLeast(1, vec![1])
+        );
     }
 
     #[test]
     fn errors_name_the_problem() {
         let n = names(&["sel"]);
-        let e = parse("sel and other", &n, Position { line: 5, column: 16 }).unwrap_err();
+        let e = parse(
+            "sel and other",
+            &n,
+            Position {
+                line: 5,
+                column: 16,
+            },
+        )
+        .unwrap_err();
         assert_eq!(e.code, ErrorCode::UnknownIdentifier);
-        assert_eq!(e.position, Position { line: 5, column: 24 });
-        assert_eq!(parse("(sel", &n, Position::default()).unwrap_err().code, ErrorCode::ConditionSyntax);
-        assert_eq!(parse("sel | count() > 5", &n, Position::default()).unwrap_err().code, ErrorCode::Unsupported);
-        assert_eq!(parse("1 of x*", &n, Position::default()).unwrap_err().code, ErrorCode::UnknownIdentifier);
+        assert_eq!(
+            e.position,
+            Position {
+                line: 5,
+                column: 24
+            }
+        );
+        assert_eq!(
+            parse("(sel", &n, Position::default()).unwrap_err().code,
+            ErrorCode::ConditionSyntax
+        );
+        assert_eq!(
+            parse("sel | count() > 5", &n, Position::default())
+                .unwrap_err()
+                .code,
+            ErrorCode::Unsupported
+        );
+        assert_eq!(
+            parse("1 of x*", &n, Position::default()).unwrap_err().code,
+            ErrorCode::UnknownIdentifier
+        );
     }
 }

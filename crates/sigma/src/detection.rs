@@ -63,7 +63,9 @@ pub struct Search {
 impl Search {
     /// Whether the search holds for an event.
     pub fn matches(&self, event: &dyn EventView) -> bool {
-        self.alternatives.iter().any(|items| items.iter().all(|c| c.matches(event)))
+        self.alternatives
+            .iter()
+            .any(|items| items.iter().all(|c| c.matches(event)))
     }
 
     /// Literals of which one must occur for the search to hold, if such a set exists.
@@ -97,7 +99,13 @@ impl Detection {
     pub fn evaluate(&self, event: &dyn EventView) -> Option<Vec<usize>> {
         let mut memo: Vec<Option<bool>> = vec![None; self.searches.len()];
         if eval(&self.condition, &self.searches, event, &mut memo) {
-            Some(memo.iter().enumerate().filter(|(_, m)| **m == Some(true)).map(|(i, _)| i).collect())
+            Some(
+                memo.iter()
+                    .enumerate()
+                    .filter(|(_, m)| **m == Some(true))
+                    .map(|(i, _)| i)
+                    .collect(),
+            )
         } else {
             None
         }
@@ -109,7 +117,12 @@ impl Detection {
     }
 }
 
-fn eval(c: &Condition, searches: &[Search], event: &dyn EventView, memo: &mut [Option<bool>]) -> bool {
+fn eval(
+    c: &Condition,
+    searches: &[Search],
+    event: &dyn EventView,
+    memo: &mut [Option<bool>],
+) -> bool {
     let search = |i: usize, memo: &mut [Option<bool>]| -> bool {
         *memo[i].get_or_insert_with(|| searches[i].matches(event))
     };
@@ -184,7 +197,11 @@ pub fn compile(
     let mut condition_nodes: Vec<&Node> = Vec::new();
     for (key, value) in entries {
         let Some(name) = key.scalar_text() else {
-            return Err(SigmaError::new(ErrorCode::InvalidField, key.position, "a search identifier must be a string"));
+            return Err(SigmaError::new(
+                ErrorCode::InvalidField,
+                key.position,
+                "a search identifier must be a string",
+            ));
         };
         match name.as_str() {
             "condition" => match &value.value {
@@ -197,18 +214,33 @@ pub fn compile(
     }
     let names: Vec<String> = searches.iter().map(|s| s.name.clone()).collect();
     if condition_nodes.is_empty() {
-        return Err(SigmaError::new(ErrorCode::MissingField, node.position, "the detection has no 'condition'")
-            .expected("condition: <expression over search identifiers>"));
+        return Err(SigmaError::new(
+            ErrorCode::MissingField,
+            node.position,
+            "the detection has no 'condition'",
+        )
+        .expected("condition: <expression over search identifiers>"));
     }
     let mut conditions = Vec::new();
     for c in condition_nodes {
         let Some(text) = c.as_str() else {
-            return Err(SigmaError::new(ErrorCode::InvalidField, c.position, "'condition' must be a string"));
+            return Err(SigmaError::new(
+                ErrorCode::InvalidField,
+                c.position,
+                "'condition' must be a string",
+            ));
         };
         conditions.push(condition::parse(text, &names, c.position)?);
     }
-    let condition = if conditions.len() == 1 { conditions.remove(0) } else { Condition::Or(conditions) };
-    Ok(Detection { searches, condition })
+    let condition = if conditions.len() == 1 {
+        conditions.remove(0)
+    } else {
+        Condition::Or(conditions)
+    };
+    Ok(Detection {
+        searches,
+        condition,
+    })
 }
 
 fn compile_search(
@@ -220,10 +252,14 @@ fn compile_search(
 ) -> Result<Search, SigmaError> {
     let alternatives = match &node.value {
         NodeValue::Map(entries) => vec![compile_map(entries, fields, options, warnings)?],
-        NodeValue::Seq(items) if !items.is_empty() && items.iter().all(|i| i.as_map().is_some()) => items
-            .iter()
-            .map(|i| compile_map(i.as_map().unwrap_or_default(), fields, options, warnings))
-            .collect::<Result<_, _>>()?,
+        NodeValue::Seq(items)
+            if !items.is_empty() && items.iter().all(|i| i.as_map().is_some()) =>
+        {
+            items
+                .iter()
+                .map(|i| compile_map(i.as_map().unwrap_or_default(), fields, options, warnings))
+                .collect::<Result<_, _>>()?
+        }
         NodeValue::Seq(items) if items.iter().any(|i| i.as_map().is_some()) => {
             return Err(SigmaError::new(
                 ErrorCode::InvalidField,
@@ -232,11 +268,25 @@ fn compile_search(
             ))
         }
         NodeValue::Seq(items) if items.is_empty() => {
-            return Err(SigmaError::new(ErrorCode::InvalidField, node.position, format!("search '{name}' is empty")))
+            return Err(SigmaError::new(
+                ErrorCode::InvalidField,
+                node.position,
+                format!("search '{name}' is empty"),
+            ))
         }
-        _ => vec![vec![compile_item(None, &[], node, fields, options, warnings)?]],
+        _ => vec![vec![compile_item(
+            None,
+            &[],
+            node,
+            fields,
+            options,
+            warnings,
+        )?]],
     };
-    Ok(Search { name: name.to_string(), alternatives })
+    Ok(Search {
+        name: name.to_string(),
+        alternatives,
+    })
 }
 
 fn compile_map(
@@ -248,14 +298,20 @@ fn compile_map(
     let mut items = Vec::with_capacity(entries.len());
     for (key, value) in entries {
         let Some(text) = key.scalar_text() else {
-            return Err(SigmaError::new(ErrorCode::InvalidField, key.position, "a field name must be a string"));
+            return Err(SigmaError::new(
+                ErrorCode::InvalidField,
+                key.position,
+                "a field name must be a string",
+            ));
         };
         let mut parts = text.split('|');
         let field = parts.next().unwrap_or_default();
         let mods: Vec<&str> = parts.collect();
         let modifiers = Modifiers::parse(&mods, key.position)?;
         let field = (!field.is_empty()).then_some(field);
-        items.push(compile_values(field, modifiers, value, fields, options, warnings)?);
+        items.push(compile_values(
+            field, modifiers, value, fields, options, warnings,
+        )?);
     }
     Ok(items)
 }
@@ -287,8 +343,12 @@ fn compile_values(
     let single = [node.clone()];
     let list: &[Node] = match &node.value {
         NodeValue::Seq(items) if items.is_empty() => {
-            return Err(SigmaError::new(ErrorCode::InvalidValue, node.position, "an empty list of values never matches")
-                .expected("at least one value"))
+            return Err(SigmaError::new(
+                ErrorCode::InvalidValue,
+                node.position,
+                "an empty list of values never matches",
+            )
+            .expected("at least one value"))
         }
         NodeValue::Seq(items) => items,
         NodeValue::Map(_) => {
@@ -304,7 +364,8 @@ fn compile_values(
     let mut values = Vec::with_capacity(list.len());
     let mut sets = Vec::with_capacity(list.len());
     for item in list {
-        let (matchers, literals) = modifiers.compile_value(item, fields, &options.placeholders, warnings)?;
+        let (matchers, literals) =
+            modifiers.compile_value(item, fields, &options.placeholders, warnings)?;
         values.push(matchers);
         sets.push(literals);
     }
@@ -316,7 +377,12 @@ fn compile_values(
             Some(acc)
         })
     };
-    Ok(FieldCondition { field: field.map(|f| fields.intern(f)), values, all: modifiers.all, required })
+    Ok(FieldCondition {
+        field: field.map(|f| fields.intern(f)),
+        values,
+        all: modifiers.all,
+        required,
+    })
 }
 
 /// The position of a node, for callers that report on a detection.

@@ -76,7 +76,12 @@ pub struct SigmaError {
 impl SigmaError {
     /// A new error at `position`.
     pub fn new(code: ErrorCode, position: Position, message: impl Into<String>) -> Self {
-        SigmaError { code, position, message: message.into(), expected: None }
+        SigmaError {
+            code,
+            position,
+            message: message.into(),
+            expected: None,
+        }
     }
 
     /// Adds what would have been accepted.

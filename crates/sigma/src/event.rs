@@ -36,12 +36,20 @@ pub struct EventValue<'a> {
 impl<'a> EventValue<'a> {
     /// A value of the given kind.
     pub fn new(kind: ValueKind<'a>) -> Self {
-        EventValue { kind, number_text: None, text: OnceCell::new(), lower: OnceCell::new() }
+        EventValue {
+            kind,
+            number_text: None,
+            text: OnceCell::new(),
+            lower: OnceCell::new(),
+        }
     }
 
     /// A number with the text it was written as (so `4688` stays `4688`, not `4688.0`).
     pub fn from_number(value: f64, text: &'a str) -> Self {
-        EventValue { number_text: Some(text), ..EventValue::new(ValueKind::Number(value)) }
+        EventValue {
+            number_text: Some(text),
+            ..EventValue::new(ValueKind::Number(value))
+        }
     }
 
     pub(crate) fn synthetic_number(n: i64) -> EventValue<'static> {
@@ -72,12 +80,11 @@ impl<'a> EventValue<'a> {
     /// The value as lower-cased text, computed once.
     pub fn lower(&self) -> Option<&str> {
         match &self.kind {
-            ValueKind::Str(s) if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) => {
-                Some(s)
-            }
-            ValueKind::Str(s) => {
-                self.lower.get_or_init(|| Some(s.to_lowercase().into_boxed_str())).as_deref()
-            }
+            ValueKind::Str(s) if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) => Some(s),
+            ValueKind::Str(s) => self
+                .lower
+                .get_or_init(|| Some(s.to_lowercase().into_boxed_str()))
+                .as_deref(),
             _ => self.text(),
         }
     }

@@ -32,7 +32,9 @@ pub use detection::{CompileOptions, Detection};
 pub use error::{ErrorCode, Position, SigmaError};
 pub use event::{EventValue, EventView, ValueKind};
 pub use matcher::FieldId;
-pub use rule::{CorrelationDocument, Document, FilterDocument, FilterTarget, Logsource, Metadata, RuleDocument};
+pub use rule::{
+    CorrelationDocument, Document, FilterDocument, FilterTarget, Logsource, Metadata, RuleDocument,
+};
 
 use yaml::{Node, NodeValue};
 
@@ -77,7 +79,10 @@ impl FieldTable {
 
     /// Every interned name with its id.
     pub fn iter(&self) -> impl Iterator<Item = (FieldId, &str)> {
-        self.names.iter().enumerate().map(|(i, n)| (i as FieldId, n.as_str()))
+        self.names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i as FieldId, n.as_str()))
     }
 }
 
@@ -124,14 +129,26 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, SigmaError> {
         previous = Some(merged);
     }
     if docs.is_empty() {
-        return Err(SigmaError::new(ErrorCode::MissingField, Position { line: 1, column: 1 }, "the file holds no sigma document"));
+        return Err(SigmaError::new(
+            ErrorCode::MissingField,
+            Position { line: 1, column: 1 },
+            "the file holds no sigma document",
+        ));
     }
     Ok(docs)
 }
 
 fn without_action(node: &Node) -> Node {
-    let entries = node.as_map().unwrap_or_default().iter().filter(|(k, _)| k.as_str() != Some("action")).cloned();
-    Node { position: node.position, value: NodeValue::Map(entries.collect()) }
+    let entries = node
+        .as_map()
+        .unwrap_or_default()
+        .iter()
+        .filter(|(k, _)| k.as_str() != Some("action"))
+        .cloned();
+    Node {
+        position: node.position,
+        value: NodeValue::Map(entries.collect()),
+    }
 }
 
 /// Deep-merges `over` onto `base`: mappings merge key by key, anything else is replaced.
@@ -145,7 +162,10 @@ fn merge(base: &Node, over: &Node) -> Node {
                     None => out.push((k.clone(), v.clone())),
                 }
             }
-            Node { position: over.position, value: NodeValue::Map(out) }
+            Node {
+                position: over.position,
+                value: NodeValue::Map(out),
+            }
         }
         _ => over.clone(),
     }
@@ -186,7 +206,11 @@ impl CompiledRule {
 
     /// The stable identifier: `id`, else `name`, else the title.
     pub fn identifier(&self) -> &str {
-        self.meta.id.as_deref().or(self.meta.name.as_deref()).unwrap_or(&self.meta.title)
+        self.meta
+            .id
+            .as_deref()
+            .or(self.meta.name.as_deref())
+            .unwrap_or(&self.meta.title)
     }
 }
 
@@ -204,7 +228,10 @@ pub fn compile_rule(
         .map(|s| {
             let mut names: Vec<String> = Vec::new();
             for item in s.alternatives.iter().flatten() {
-                let name = item.field.map_or("keywords", |f| fields.name(f)).to_string();
+                let name = item
+                    .field
+                    .map_or("keywords", |f| fields.name(f))
+                    .to_string();
                 if !names.contains(&name) {
                     names.push(name);
                 }
@@ -238,7 +265,8 @@ pub fn filter_applies(filter: &FilterDocument, rule: &CompiledRule) -> bool {
     let named = match &filter.target {
         FilterTarget::Any => true,
         FilterTarget::Rules(names) => names.iter().any(|n| {
-            Some(n.as_str()) == rule.meta.id.as_deref() || Some(n.as_str()) == rule.meta.name.as_deref()
+            Some(n.as_str()) == rule.meta.id.as_deref()
+                || Some(n.as_str()) == rule.meta.name.as_deref()
         }),
     };
     let fits = |want: &Option<String>, have: &Option<String>| match want {

@@ -103,13 +103,21 @@ impl ValueMatcher {
             ValueMatcher::Exists(want) => values.is_some() == *want,
             ValueMatcher::Not(inner) => !inner.matches(values, view),
             ValueMatcher::Never => false,
-            ValueMatcher::FieldRef { field, position, cased } => {
+            ValueMatcher::FieldRef {
+                field,
+                position,
+                cased,
+            } => {
                 let (Some(mine), Some(theirs)) = (values, view.field(*field)) else {
                     return false;
                 };
                 mine.iter().any(|a| {
                     theirs.iter().any(|b| {
-                        let (x, y) = if *cased { (a.text(), b.text()) } else { (a.lower(), b.lower()) };
+                        let (x, y) = if *cased {
+                            (a.text(), b.text())
+                        } else {
+                            (a.lower(), b.lower())
+                        };
                         match (x, y) {
                             (Some(x), Some(y)) => match position {
                                 RefPosition::Equal => x == y,
@@ -133,7 +141,11 @@ impl ValueMatcher {
                 if let (Some(n), ValueKind::Number(_)) = (number, &value.kind) {
                     return value.number_value() == Some(*n);
                 }
-                let text = if matcher.cased() { value.text() } else { value.lower() };
+                let text = if matcher.cased() {
+                    value.text()
+                } else {
+                    value.lower()
+                };
                 text.is_some_and(|t| matcher.is_match(t))
             }
             ValueMatcher::Regex(re) => value.text().is_some_and(|t| re.is_match(t)),
@@ -164,9 +176,13 @@ fn time_part(text: &str, part: TimePart) -> Option<i64> {
         .map(|d| d.naive_utc())
         .ok()
         .or_else(|| {
-            ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S"]
-                .iter()
-                .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
+            [
+                "%Y-%m-%d %H:%M:%S%.f",
+                "%Y-%m-%dT%H:%M:%S%.f",
+                "%Y-%m-%d %H:%M:%S",
+            ]
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
         })?;
     Some(match part {
         TimePart::Minute => dt.minute() as i64,

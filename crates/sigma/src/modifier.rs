@@ -16,9 +16,37 @@ use crate::FieldTable;
 
 /// Every modifier the specification defines.
 pub const KNOWN_MODIFIERS: &[&str] = &[
-    "all", "startswith", "endswith", "contains", "exists", "cased", "neq", "windash", "re", "i",
-    "m", "s", "base64", "base64offset", "utf16le", "utf16be", "utf16", "wide", "lt", "lte", "gt",
-    "gte", "minute", "hour", "day", "week", "month", "year", "cidr", "expand", "fieldref",
+    "all",
+    "startswith",
+    "endswith",
+    "contains",
+    "exists",
+    "cased",
+    "neq",
+    "windash",
+    "re",
+    "i",
+    "m",
+    "s",
+    "base64",
+    "base64offset",
+    "utf16le",
+    "utf16be",
+    "utf16",
+    "wide",
+    "lt",
+    "lte",
+    "gt",
+    "gte",
+    "minute",
+    "hour",
+    "day",
+    "week",
+    "month",
+    "year",
+    "cidr",
+    "expand",
+    "fieldref",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,18 +148,29 @@ impl Modifiers {
                 }
             }
         }
-        let special = [m.regex.is_some(), m.cidr, m.exists, m.fieldref, m.compare.is_some()];
+        let special = [
+            m.regex.is_some(),
+            m.cidr,
+            m.exists,
+            m.fieldref,
+            m.compare.is_some(),
+        ];
         if special.iter().filter(|b| **b).count() > 1 {
-            return Err(invalid("re, cidr, exists, fieldref and lt/lte/gt/gte exclude each other".into()));
+            return Err(invalid(
+                "re, cidr, exists, fieldref and lt/lte/gt/gte exclude each other".into(),
+            ));
         }
         let stringy = m.position.is_some() || !m.transforms.is_empty();
         if (m.regex.is_some() || m.cidr || m.exists || m.compare.is_some()) && stringy {
             return Err(invalid(
-                "re, cidr, exists and lt/lte/gt/gte cannot be combined with string modifiers".into(),
+                "re, cidr, exists and lt/lte/gt/gte cannot be combined with string modifiers"
+                    .into(),
             ));
         }
         if m.time.is_some() && (stringy || m.regex.is_some() || m.cidr || m.exists) {
-            return Err(invalid("time modifiers take a number or a comparison only".into()));
+            return Err(invalid(
+                "time modifiers take a number or a comparison only".into(),
+            ));
         }
         Ok(m)
     }
@@ -148,21 +187,30 @@ impl Modifiers {
         let err = |code, msg: String| SigmaError::new(code, at, msg);
         if self.exists {
             let NodeValue::Bool(b) = node.value else {
-                return Err(err(ErrorCode::InvalidValue, "'exists' takes true or false".into())
-                    .expected("a boolean"));
+                return Err(err(
+                    ErrorCode::InvalidValue,
+                    "'exists' takes true or false".into(),
+                )
+                .expected("a boolean"));
             };
             return Ok((vec![ValueMatcher::Exists(b)], None));
         }
         if matches!(node.value, NodeValue::Null) {
             if self.position.is_some() || !self.transforms.is_empty() || self.special() {
-                return Err(err(ErrorCode::InvalidValue, "null cannot take modifiers".into()));
+                return Err(err(
+                    ErrorCode::InvalidValue,
+                    "null cannot take modifiers".into(),
+                ));
             }
             return Ok((vec![self.negate(ValueMatcher::Null)], None));
         }
         let Some(text) = node.scalar_text() else {
             return Err(err(
                 ErrorCode::InvalidValue,
-                format!("a detection value must be a scalar or null, found {}", node.kind()),
+                format!(
+                    "a detection value must be a scalar or null, found {}",
+                    node.kind()
+                ),
             ));
         };
         let number = match node.value {
@@ -172,13 +220,15 @@ impl Modifiers {
         };
         if let Some(op) = self.compare {
             let n = number.or_else(|| text.parse().ok()).ok_or_else(|| {
-                err(ErrorCode::InvalidValue, format!("'{text}' is not a number")).expected("a number")
+                err(ErrorCode::InvalidValue, format!("'{text}' is not a number"))
+                    .expected("a number")
             })?;
             return Ok((vec![self.wrap_time(ValueMatcher::Compare(op, n))], None));
         }
         if self.time.is_some() {
             let n = number.ok_or_else(|| {
-                err(ErrorCode::InvalidValue, format!("'{text}' is not a number")).expected("a number")
+                err(ErrorCode::InvalidValue, format!("'{text}' is not a number"))
+                    .expected("a number")
             })?;
             let inner = ValueMatcher::Str {
                 matcher: StringMatcher::new(&Pattern::literal(&text), true),
@@ -188,19 +238,34 @@ impl Modifiers {
         }
         if let Some((i, m, s)) = self.regex {
             let re = Regex::builder()
-                .syntax(syntax::Config::new().case_insensitive(i).multi_line(m).dot_matches_new_line(s))
+                .syntax(
+                    syntax::Config::new()
+                        .case_insensitive(i)
+                        .multi_line(m)
+                        .dot_matches_new_line(s),
+                )
                 .build(&text)
-                .map_err(|e| err(ErrorCode::InvalidRegex, format!("invalid regular expression: {e}")))?;
+                .map_err(|e| {
+                    err(
+                        ErrorCode::InvalidRegex,
+                        format!("invalid regular expression: {e}"),
+                    )
+                })?;
             return Ok((vec![self.negate(ValueMatcher::Regex(Box::new(re)))], None));
         }
         if self.cidr {
-            let net: IpNet = text.trim().parse().or_else(|_| {
-                text.trim().parse::<std::net::IpAddr>().map(IpNet::from)
-            }).map_err(|_| {
-                err(ErrorCode::InvalidCidr, format!("'{text}' is not a network"))
-                    .expected("an IPv4 or IPv6 network such as 10.0.0.0/8 or fd00::/8")
-            })?;
-            return Ok((vec![self.negate(ValueMatcher::Cidr(vec![net.trunc()]))], None));
+            let net: IpNet = text
+                .trim()
+                .parse()
+                .or_else(|_| text.trim().parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    err(ErrorCode::InvalidCidr, format!("'{text}' is not a network"))
+                        .expected("an IPv4 or IPv6 network such as 10.0.0.0/8 or fd00::/8")
+                })?;
+            return Ok((
+                vec![self.negate(ValueMatcher::Cidr(vec![net.trunc()]))],
+                None,
+            ));
         }
         if self.fieldref {
             let position = match self.position {
@@ -210,7 +275,11 @@ impl Modifiers {
                 Some(Position3::EndsWith) => RefPosition::EndsWith,
             };
             let field = fields.intern(&text);
-            let m = ValueMatcher::FieldRef { field, position, cased: self.cased };
+            let m = ValueMatcher::FieldRef {
+                field,
+                position,
+                cased: self.cased,
+            };
             return Ok((vec![self.negate(m)], None));
         }
 
@@ -252,7 +321,8 @@ impl Modifiers {
                 }
             };
         }
-        let is_number_exact = number.is_some() && self.transforms.is_empty() && self.position.is_none();
+        let is_number_exact =
+            number.is_some() && self.transforms.is_empty() && self.position.is_none();
         let mut matchers = Vec::new();
         let mut literals = Some(Vec::new());
         for p in patterns {
@@ -267,8 +337,15 @@ impl Modifiers {
                 (Some(l), Some(ls)) if !l.is_empty() && !self.neq => ls.push(l),
                 _ => literals = None,
             }
-            let number = if is_number_exact && !p.has_wildcards() { number } else { None };
-            matchers.push(self.negate(ValueMatcher::Str { matcher: StringMatcher::new(&p, cased), number }));
+            let number = if is_number_exact && !p.has_wildcards() {
+                number
+            } else {
+                None
+            };
+            matchers.push(self.negate(ValueMatcher::Str {
+                matcher: StringMatcher::new(&p, cased),
+                number,
+            }));
         }
         if matchers.is_empty() {
             literals = None;
@@ -284,7 +361,11 @@ impl Modifiers {
     }
 
     fn special(&self) -> bool {
-        self.regex.is_some() || self.cidr || self.compare.is_some() || self.fieldref || self.time.is_some()
+        self.regex.is_some()
+            || self.cidr
+            || self.compare.is_some()
+            || self.fieldref
+            || self.time.is_some()
     }
 
     fn negate(&self, m: ValueMatcher) -> ValueMatcher {
@@ -356,7 +437,9 @@ fn expand(
             };
             for (i, piece) in s.split('%').enumerate() {
                 if i % 2 == 0 || !s[..].contains('%') {
-                    variants.iter_mut().for_each(|v| v.push(Token::Lit(piece.to_string())));
+                    variants
+                        .iter_mut()
+                        .for_each(|v| v.push(Token::Lit(piece.to_string())));
                     continue;
                 }
                 match placeholders.get(piece) {
@@ -396,7 +479,11 @@ fn utf16(s: &str, t: Transform) -> Vec<u8> {
         out.extend([0xFF, 0xFE]);
     }
     for unit in s.encode_utf16() {
-        let bytes = if t == Transform::Utf16Be { unit.to_be_bytes() } else { unit.to_le_bytes() };
+        let bytes = if t == Transform::Utf16Be {
+            unit.to_be_bytes()
+        } else {
+            unit.to_le_bytes()
+        };
         out.extend(bytes);
     }
     out

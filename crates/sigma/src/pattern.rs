@@ -156,7 +156,13 @@ pub struct StringMatcher {
 impl StringMatcher {
     /// Compiles `pattern`; case-insensitive patterns are lower-cased once here.
     pub fn new(pattern: &Pattern, cased: bool) -> StringMatcher {
-        let fold = |s: &str| if cased { s.to_string() } else { s.to_lowercase() };
+        let fold = |s: &str| {
+            if cased {
+                s.to_string()
+            } else {
+                s.to_lowercase()
+            }
+        };
         let tokens: Vec<Token> = pattern
             .tokens()
             .iter()
@@ -217,9 +223,11 @@ fn glob_match(tokens: &[Token], s: &str) -> bool {
                 }
                 Token::Lit(lit) => s[si..].starts_with(lit.as_str()).then_some(lit.len()),
                 Token::One => s[si..].chars().next().map(char::len_utf8),
-                Token::Dash => {
-                    s[si..].chars().next().filter(|c| DASHES.contains(c)).map(char::len_utf8)
-                }
+                Token::Dash => s[si..]
+                    .chars()
+                    .next()
+                    .filter(|c| DASHES.contains(c))
+                    .map(char::len_utf8),
             };
             if let Some(len) = step {
                 si += len;
@@ -254,11 +262,21 @@ mod tests {
         // `\\*` is an escaped backslash then a live wildcard; `\I` stays a plain backslash.
         assert_eq!(
             Pattern::parse(r"\\*\IPC$").tokens(),
-            &[Token::Lit("\\".into()), Token::Star, Token::Lit("\\IPC$".into())]
+            &[
+                Token::Lit("\\".into()),
+                Token::Star,
+                Token::Lit("\\IPC$".into())
+            ]
         );
-        assert_eq!(Pattern::parse(r"a\*b").tokens(), &[Token::Lit("a*b".into())]);
+        assert_eq!(
+            Pattern::parse(r"a\*b").tokens(),
+            &[Token::Lit("a*b".into())]
+        );
         assert_eq!(Pattern::parse(r"a\?").tokens(), &[Token::Lit("a?".into())]);
-        assert_eq!(Pattern::parse(r"end\").tokens(), &[Token::Lit("end\\".into())]);
+        assert_eq!(
+            Pattern::parse(r"end\").tokens(),
+            &[Token::Lit("end\\".into())]
+        );
     }
 
     #[test]

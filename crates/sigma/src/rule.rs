@@ -80,21 +80,51 @@ pub struct Metadata {
 }
 
 const STANDARD_KEYS: &[&str] = &[
-    "title", "id", "name", "status", "description", "license", "author", "references", "date",
-    "modified", "tags", "level", "falsepositives", "fields", "related", "logsource", "detection",
-    "correlation", "filter", "taxonomy", "scope",
+    "title",
+    "id",
+    "name",
+    "status",
+    "description",
+    "license",
+    "author",
+    "references",
+    "date",
+    "modified",
+    "tags",
+    "level",
+    "falsepositives",
+    "fields",
+    "related",
+    "logsource",
+    "detection",
+    "correlation",
+    "filter",
+    "taxonomy",
+    "scope",
 ];
 
-const STATUSES: &[&str] = &["stable", "test", "experimental", "deprecated", "unsupported"];
+const STATUSES: &[&str] = &[
+    "stable",
+    "test",
+    "experimental",
+    "deprecated",
+    "unsupported",
+];
 const LEVELS: &[&str] = &["informational", "low", "medium", "high", "critical"];
 
 impl Metadata {
     fn parse(doc: &Node) -> Result<Metadata, SigmaError> {
         let title = match doc.get("title") {
-            Some(n) => n.scalar_text().ok_or_else(|| invalid(n, "title", "a string"))?,
+            Some(n) => n
+                .scalar_text()
+                .ok_or_else(|| invalid(n, "title", "a string"))?,
             None => {
-                return Err(SigmaError::new(ErrorCode::MissingField, doc.position, "the document has no 'title'")
-                    .expected("title: <short description>"))
+                return Err(SigmaError::new(
+                    ErrorCode::MissingField,
+                    doc.position,
+                    "the document has no 'title'",
+                )
+                .expected("title: <short description>"))
             }
         };
         let status = opt_string(doc, "status")?;
@@ -115,7 +145,8 @@ impl Metadata {
                 return Err(invalid(node, "related", "a list of {id, type}"));
             };
             for item in items {
-                let id = opt_string(item, "id")?.ok_or_else(|| invalid(item, "related", "an entry with 'id'"))?;
+                let id = opt_string(item, "id")?
+                    .ok_or_else(|| invalid(item, "related", "an entry with 'id'"))?;
                 let kind = opt_string(item, "type")?.unwrap_or_default();
                 related.push(Related { id, kind });
             }
@@ -142,7 +173,8 @@ impl Metadata {
                 .iter()
                 .filter_map(|(k, v)| {
                     let key = k.as_str()?;
-                    (!STANDARD_KEYS.contains(&key)).then(|| Some((key.to_string(), v.scalar_text()?)))?
+                    (!STANDARD_KEYS.contains(&key))
+                        .then(|| Some((key.to_string(), v.scalar_text()?)))?
                 })
                 .collect(),
             position: doc.position,
@@ -211,8 +243,14 @@ pub enum Document {
 }
 
 const CORRELATION_TYPES: &[&str] = &[
-    "event_count", "value_count", "temporal", "temporal_ordered", "value_sum", "value_avg",
-    "value_percentile", "value_median",
+    "event_count",
+    "value_count",
+    "temporal",
+    "temporal_ordered",
+    "value_sum",
+    "value_avg",
+    "value_percentile",
+    "value_median",
 ];
 
 impl Document {
@@ -233,8 +271,12 @@ impl Document {
             Some(n) => Logsource::parse(n)?,
             None if doc.get("filter").is_some() => Logsource::default(),
             None => {
-                return Err(SigmaError::new(ErrorCode::MissingField, doc.position, "the rule has no 'logsource'")
-                    .expected("logsource: {category, product, service}"))
+                return Err(SigmaError::new(
+                    ErrorCode::MissingField,
+                    doc.position,
+                    "the rule has no 'logsource'",
+                )
+                .expected("logsource: {category, product, service}"))
             }
         };
         if let Some(filter) = doc.get("filter") {
@@ -249,56 +291,103 @@ impl Document {
                     _ => FilterTarget::Rules(string_list(filter, "rules")?),
                 },
             };
-            let rest = entries.iter().filter(|(k, _)| k.as_str() != Some("rules")).cloned().collect();
-            let detection = Node { position: filter.position, value: NodeValue::Map(rest) };
-            return Ok(Document::Filter(FilterDocument { meta, logsource, target, detection }));
+            let rest = entries
+                .iter()
+                .filter(|(k, _)| k.as_str() != Some("rules"))
+                .cloned()
+                .collect();
+            let detection = Node {
+                position: filter.position,
+                value: NodeValue::Map(rest),
+            };
+            return Ok(Document::Filter(FilterDocument {
+                meta,
+                logsource,
+                target,
+                detection,
+            }));
         }
         let Some(detection) = doc.get("detection") else {
-            return Err(SigmaError::new(ErrorCode::MissingField, doc.position, "the rule has no 'detection'")
-                .expected("detection: {<search identifiers>, condition}"));
+            return Err(SigmaError::new(
+                ErrorCode::MissingField,
+                doc.position,
+                "the rule has no 'detection'",
+            )
+            .expected("detection: {<search identifiers>, condition}"));
         };
-        Ok(Document::Rule(RuleDocument { meta, logsource, detection: detection.clone() }))
+        Ok(Document::Rule(RuleDocument {
+            meta,
+            logsource,
+            detection: detection.clone(),
+        }))
     }
 }
 
 fn parse_correlation(meta: Metadata, c: &Node) -> Result<CorrelationDocument, SigmaError> {
-    let bad = |n: &Node, msg: &str| SigmaError::new(ErrorCode::InvalidCorrelation, n.position, msg.to_string());
+    let bad = |n: &Node, msg: &str| {
+        SigmaError::new(ErrorCode::InvalidCorrelation, n.position, msg.to_string())
+    };
     if c.as_map().is_none() {
         return Err(bad(c, "'correlation' must be a mapping"));
     }
     let kind = opt_string(c, "type")?.ok_or_else(|| bad(c, "the correlation has no 'type'"))?;
     if !CORRELATION_TYPES.contains(&kind.as_str()) {
-        return Err(bad(c.get("type").unwrap_or(c), &format!("unknown correlation type '{kind}'"))
-            .expected(CORRELATION_TYPES.join(", ")));
+        return Err(bad(
+            c.get("type").unwrap_or(c),
+            &format!("unknown correlation type '{kind}'"),
+        )
+        .expected(CORRELATION_TYPES.join(", ")));
     }
     let rules = string_list(c, "rules")?;
     if rules.is_empty() {
         return Err(bad(c, "the correlation names no 'rules'"));
     }
-    let timespan = opt_string(c, "timespan")?.ok_or_else(|| bad(c, "the correlation has no 'timespan'"))?;
+    let timespan =
+        opt_string(c, "timespan")?.ok_or_else(|| bad(c, "the correlation has no 'timespan'"))?;
     let unit_ok = timespan.len() > 1
-        && timespan[..timespan.len() - 1].bytes().all(|b| b.is_ascii_digit())
-        && matches!(timespan.as_bytes()[timespan.len() - 1], b's' | b'm' | b'h' | b'd' | b'w' | b'M' | b'y');
+        && timespan[..timespan.len() - 1]
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        && matches!(
+            timespan.as_bytes()[timespan.len() - 1],
+            b's' | b'm' | b'h' | b'd' | b'w' | b'M' | b'y'
+        );
     if !unit_ok {
-        return Err(bad(c.get("timespan").unwrap_or(c), &format!("invalid timespan '{timespan}'"))
-            .expected("a number and a unit, e.g. 5m or 1h"));
+        return Err(bad(
+            c.get("timespan").unwrap_or(c),
+            &format!("invalid timespan '{timespan}'"),
+        )
+        .expected("a number and a unit, e.g. 5m or 1h"));
     }
     if !kind.starts_with("temporal") && c.get("condition").is_none() {
         return Err(bad(c, "the correlation has no 'condition'"));
     }
-    Ok(CorrelationDocument { meta, kind, rules, group_by: string_list(c, "group-by")?, timespan })
+    Ok(CorrelationDocument {
+        meta,
+        kind,
+        rules,
+        group_by: string_list(c, "group-by")?,
+        timespan,
+    })
 }
 
 fn invalid(node: &Node, field: &str, expected: &str) -> SigmaError {
-    SigmaError::new(ErrorCode::InvalidField, node.position, format!("'{field}' has an invalid value ({})", node.kind()))
-        .expected(expected.to_string())
+    SigmaError::new(
+        ErrorCode::InvalidField,
+        node.position,
+        format!("'{field}' has an invalid value ({})", node.kind()),
+    )
+    .expected(expected.to_string())
 }
 
 fn opt_string(node: &Node, key: &str) -> Result<Option<String>, SigmaError> {
     match node.get(key) {
         None => Ok(None),
         Some(n) if matches!(n.value, NodeValue::Null) => Ok(None),
-        Some(n) => n.scalar_text().map(Some).ok_or_else(|| invalid(n, key, "a string")),
+        Some(n) => n
+            .scalar_text()
+            .map(Some)
+            .ok_or_else(|| invalid(n, key, "a string")),
     }
 }
 
@@ -307,10 +396,17 @@ fn string_list(node: &Node, key: &str) -> Result<Vec<String>, SigmaError> {
         None => Ok(Vec::new()),
         Some(n) => match &n.value {
             NodeValue::Null => Ok(Vec::new()),
-            NodeValue::Seq(items) => {
-                items.iter().map(|i| i.scalar_text().ok_or_else(|| invalid(i, key, "a list of strings"))).collect()
-            }
-            _ => n.scalar_text().map(|s| vec![s]).ok_or_else(|| invalid(n, key, "a list of strings")),
+            NodeValue::Seq(items) => items
+                .iter()
+                .map(|i| {
+                    i.scalar_text()
+                        .ok_or_else(|| invalid(i, key, "a list of strings"))
+                })
+                .collect(),
+            _ => n
+                .scalar_text()
+                .map(|s| vec![s])
+                .ok_or_else(|| invalid(n, key, "a list of strings")),
         },
     }
 }

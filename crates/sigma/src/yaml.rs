@@ -67,7 +67,10 @@ impl Node {
 
     /// Looks up a key of a mapping node.
     pub fn get(&self, key: &str) -> Option<&Node> {
-        self.as_map()?.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
     }
 
     /// A short name of the node's type, for error messages.
@@ -95,20 +98,30 @@ pub fn load_documents(text: &str) -> Result<Vec<Node>, SigmaError> {
     if let Some(e) = loader.error() {
         return Err(scan_error(e));
     }
-    loader.into_documents().into_iter().map(|doc| convert(&doc)).collect()
+    loader
+        .into_documents()
+        .into_iter()
+        .map(|doc| convert(&doc))
+        .collect()
 }
 
 fn scan_error(e: &saphyr_parser::ScanError) -> SigmaError {
     let marker = e.marker();
     SigmaError::new(
         ErrorCode::YamlSyntax,
-        Position { line: marker.line(), column: marker.col() + 1 },
+        Position {
+            line: marker.line(),
+            column: marker.col() + 1,
+        },
         format!("invalid yaml: {}", e.info()),
     )
 }
 
 fn convert(node: &MarkedYaml<'_>) -> Result<Node, SigmaError> {
-    let position = Position { line: node.span.start.line(), column: node.span.start.col() + 1 };
+    let position = Position {
+        line: node.span.start.line(),
+        column: node.span.start.col() + 1,
+    };
     let value = match &node.data {
         YamlData::Representation(text, style, tag) => {
             scalar(text, *style, tag.as_ref().map(|t| t.suffix.as_str()))
@@ -120,7 +133,9 @@ fn convert(node: &MarkedYaml<'_>) -> Result<Node, SigmaError> {
             Scalar::FloatingPoint(f) => NodeValue::Float(f.into_inner(), f.to_string()),
             Scalar::String(s) => NodeValue::Str(s.to_string()),
         },
-        YamlData::Sequence(items) => NodeValue::Seq(items.iter().map(convert).collect::<Result<_, _>>()?),
+        YamlData::Sequence(items) => {
+            NodeValue::Seq(items.iter().map(convert).collect::<Result<_, _>>()?)
+        }
         YamlData::Mapping(map) => {
             let mut entries = Vec::with_capacity(map.len());
             for (k, v) in map.iter() {
@@ -183,5 +198,7 @@ fn looks_like_float(text: &str) -> bool {
     let body = text.trim_start_matches(['-', '+']);
     !body.is_empty()
         && body.bytes().any(|b| b.is_ascii_digit())
-        && body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
 }

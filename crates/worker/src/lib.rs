@@ -29,7 +29,7 @@ pub mod rules;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use config::{ConfigError, HitKey, InputTopic, KafkaConfig, WorkerConfig};
+pub use config::{ConfigError, HitKey, HubConfig, InputTopic, KafkaConfig, WorkerConfig};
 pub use delivery::{Delivery, PartitionKey, Ticket};
 pub use http::Readiness;
 pub use metrics::Metrics;

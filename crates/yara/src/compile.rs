@@ -33,7 +33,11 @@ pub struct YaraSource {
 impl YaraSource {
     /// A source with the namespace derived from its path.
     pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Self {
-        Self { path: path.into(), text: text.into(), namespace: None }
+        Self {
+            path: path.into(),
+            text: text.into(),
+            namespace: None,
+        }
     }
 
     /// Reads a rule file from disk.
@@ -146,15 +150,28 @@ impl YaraRuleSet {
             .collect();
         if !errors.is_empty() {
             crate::unsupported::mark_missing_module_uses(&mut errors);
-            tracing::debug!(sources = sources.len(), errors = errors.len(), "yara compile failed");
+            tracing::debug!(
+                sources = sources.len(),
+                errors = errors.len(),
+                "yara compile failed"
+            );
             return Err(errors);
         }
         let warnings = compiler.warnings().len();
         let rules = compiler.build();
         let rule_count = rules.iter().len();
-        tracing::info!(sources = sources.len(), rules = rule_count, warnings, "yara rules compiled");
+        tracing::info!(
+            sources = sources.len(),
+            rules = rule_count,
+            warnings,
+            "yara rules compiled"
+        );
         namespaces.dedup();
-        Ok(Self { rules: Arc::new(rules), rule_count, namespaces })
+        Ok(Self {
+            rules: Arc::new(rules),
+            rule_count,
+            namespaces,
+        })
     }
 
     /// Number of compiled rules, private ones included.
@@ -183,7 +200,9 @@ pub struct CheckOk {
 pub fn check_file(path: impl AsRef<Path>) -> Result<CheckOk, YaraCompileError> {
     let source = YaraSource::read(path)?;
     match YaraRuleSet::compile(std::slice::from_ref(&source)) {
-        Ok(set) => Ok(CheckOk { rules: set.rule_count() }),
+        Ok(set) => Ok(CheckOk {
+            rules: set.rule_count(),
+        }),
         Err(mut errors) => Err(errors.swap_remove(0)),
     }
 }

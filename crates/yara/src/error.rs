@@ -68,7 +68,10 @@ impl YaraCompileError {
         let footers: Vec<String> = err.footers().filter_map(|f| footer_text(&f)).collect();
         // The primary label is the one at error level; notes point at related places
         // (where a duplicate rule was first declared, for instance).
-        let primary = labels.iter().find(|l| l.level == "error").or_else(|| labels.first());
+        let primary = labels
+            .iter()
+            .find(|l| l.level == "error")
+            .or_else(|| labels.first());
         let mut message = title.clone();
         if let Some(label) = primary {
             if !label.text.is_empty() && label.text != title {
@@ -127,7 +130,12 @@ pub(crate) struct LabelInfo {
 /// without a position rather than dropped.
 fn label_info<L: Serialize>(label: &L) -> Option<LabelInfo> {
     let value = serde_json::to_value(label).ok()?;
-    let text = |key: &str| value.get(key).and_then(serde_json::Value::as_str).map(str::to_string);
+    let text = |key: &str| {
+        value
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    };
     let number = |key: &str| value.get(key).and_then(serde_json::Value::as_u64);
     Some(LabelInfo {
         level: text("level")?,

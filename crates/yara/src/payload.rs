@@ -89,7 +89,10 @@ impl FromStr for PayloadSpec {
     type Err = PayloadSpecError;
 
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
-        let err = |reason: &str| PayloadSpecError { spec: spec.to_string(), reason: reason.into() };
+        let err = |reason: &str| PayloadSpecError {
+            spec: spec.to_string(),
+            reason: reason.into(),
+        };
         let (field, encoding) = match spec.rsplit_once(':') {
             Some((field, "base64")) => (field, PayloadEncoding::Base64),
             Some((field, "text")) => (field, PayloadEncoding::Text),
@@ -102,7 +105,12 @@ impl FromStr for PayloadSpec {
             None => (spec, PayloadEncoding::Base64),
         };
         let segments = parse_path(field).map_err(|r| err(&r))?;
-        Ok(Self { field: field.to_string(), encoding, blob_dir: None, segments })
+        Ok(Self {
+            field: field.to_string(),
+            encoding,
+            blob_dir: None,
+            segments,
+        })
     }
 }
 
@@ -139,7 +147,11 @@ fn parse_path(field: &str) -> Result<Vec<Segment>, String> {
             segments.push(if inside.is_empty() {
                 Segment::EachElement
             } else {
-                Segment::Element(inside.parse().map_err(|_| format!("bad array index `{inside}`"))?)
+                Segment::Element(
+                    inside
+                        .parse()
+                        .map_err(|_| format!("bad array index `{inside}`"))?,
+                )
             });
             rest = &rest[close + 1..];
             if !rest.is_empty() && !rest.starts_with('[') {
@@ -166,7 +178,11 @@ impl Payload {
     /// Wraps bytes found at `field`, computing their SHA-256.
     pub fn new(field: impl Into<String>, bytes: Vec<u8>) -> Self {
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        Self { field: field.into(), bytes, sha256 }
+        Self {
+            field: field.into(),
+            bytes,
+            sha256,
+        }
     }
 }
 
@@ -261,7 +277,10 @@ pub fn extract_payloads(
                 Value::String(s) => s,
                 other => {
                     let found = json_type(other).to_string();
-                    problems.push(PayloadProblem { field, kind: PayloadProblemKind::NotAString { found } });
+                    problems.push(PayloadProblem {
+                        field,
+                        kind: PayloadProblemKind::NotAString { found },
+                    });
                     continue;
                 }
             };
@@ -287,7 +306,12 @@ pub fn extract_payloads(
 }
 
 /// Collects `(concrete path, value)` for every value the path reaches.
-fn walk<'v>(value: &'v Value, segments: &[Segment], path: String, out: &mut Vec<(String, &'v Value)>) {
+fn walk<'v>(
+    value: &'v Value,
+    segments: &[Segment],
+    path: String,
+    out: &mut Vec<(String, &'v Value)>,
+) {
     let Some((first, rest)) = segments.split_first() else {
         out.push((path, value));
         return;
@@ -297,16 +321,25 @@ fn walk<'v>(value: &'v Value, segments: &[Segment], path: String, out: &mut Vec<
             let Value::Object(map) = value else { return };
             // Try `a`, then the flat keys `a.b`, `a.b.c`...: some producers flatten nested
             // names into one key with dots.
-            let keys = rest.iter().take_while(|s| matches!(s, Segment::Key(_))).count();
+            let keys = rest
+                .iter()
+                .take_while(|s| matches!(s, Segment::Key(_)))
+                .count();
             let mut name = String::new();
             for taken in 0..=keys {
-                let Segment::Key(part) = &segments[taken] else { break };
+                let Segment::Key(part) = &segments[taken] else {
+                    break;
+                };
                 if taken > 0 {
                     name.push('.');
                 }
                 name.push_str(part);
                 if let Some(child) = map.get(&name) {
-                    let child_path = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+                    let child_path = if path.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{path}.{name}")
+                    };
                     walk(child, &segments[taken + 1..], child_path, out);
                     return;
                 }
@@ -338,11 +371,16 @@ fn json_type(value: &Value) -> &'static str {
     }
 }
 
-fn decode(text: &str, spec: &PayloadSpec, limits: &ScanLimits) -> Result<Vec<u8>, PayloadProblemKind> {
+fn decode(
+    text: &str,
+    spec: &PayloadSpec,
+    limits: &ScanLimits,
+) -> Result<Vec<u8>, PayloadProblemKind> {
     match spec.encoding {
         PayloadEncoding::Text => Ok(text.as_bytes().to_vec()),
-        PayloadEncoding::Base64 => decode_base64(text)
-            .map_err(|reason| PayloadProblemKind::InvalidBase64 { reason }),
+        PayloadEncoding::Base64 => {
+            decode_base64(text).map_err(|reason| PayloadProblemKind::InvalidBase64 { reason })
+        }
         PayloadEncoding::Sha256Ref => read_blob(text, spec, limits),
     }
 }
@@ -362,11 +400,21 @@ pub(crate) fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
     if url_safe && standard {
         return Err("mixes the standard (+/) and URL-safe (-_) alphabets".into());
     }
-    let engine = if url_safe { &URL_SAFE_LENIENT } else { &STANDARD_LENIENT };
-    engine.decode(&compact).map_err(|e| e.to_string().to_lowercase())
+    let engine = if url_safe {
+        &URL_SAFE_LENIENT
+    } else {
+        &STANDARD_LENIENT
+    };
+    engine
+        .decode(&compact)
+        .map_err(|e| e.to_string().to_lowercase())
 }
 
-fn read_blob(text: &str, spec: &PayloadSpec, limits: &ScanLimits) -> Result<Vec<u8>, PayloadProblemKind> {
+fn read_blob(
+    text: &str,
+    spec: &PayloadSpec,
+    limits: &ScanLimits,
+) -> Result<Vec<u8>, PayloadProblemKind> {
     let invalid = |reason: String| PayloadProblemKind::InvalidBlobRef { reason };
     let sha256 = text.trim().to_ascii_lowercase();
     if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -376,10 +424,18 @@ fn read_blob(text: &str, spec: &PayloadSpec, limits: &ScanLimits) -> Result<Vec<
         return Err(invalid("no blob folder configured".into()));
     };
     let path = dir.join(&sha256);
-    let unreadable = |reason: String| PayloadProblemKind::BlobUnreadable { sha256: sha256.clone(), reason };
-    let size = std::fs::metadata(&path).map_err(|e| unreadable(e.to_string()))?.len();
+    let unreadable = |reason: String| PayloadProblemKind::BlobUnreadable {
+        sha256: sha256.clone(),
+        reason,
+    };
+    let size = std::fs::metadata(&path)
+        .map_err(|e| unreadable(e.to_string()))?
+        .len();
     if size > limits.max_payload_bytes as u64 {
-        return Err(PayloadProblemKind::BlobTooLarge { size, limit: limits.max_payload_bytes });
+        return Err(PayloadProblemKind::BlobTooLarge {
+            size,
+            limit: limits.max_payload_bytes,
+        });
     }
     let bytes = std::fs::read(&path).map_err(|e| unreadable(e.to_string()))?;
     if hex::encode(Sha256::digest(&bytes)) != sha256 {

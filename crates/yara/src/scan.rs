@@ -69,7 +69,11 @@ impl YaraHit {
     /// 1.0) reads as `TLP:CLEAR`. Case and the `TLP:` prefix are optional. `None` when the
     /// meta is absent or not a TLP label; the caller applies its default.
     pub fn tlp(&self) -> Option<String> {
-        let raw = self.meta_scalar("tlp")?.as_str()?.trim().to_ascii_uppercase();
+        let raw = self
+            .meta_scalar("tlp")?
+            .as_str()?
+            .trim()
+            .to_ascii_uppercase();
         let label = raw.strip_prefix("TLP:").unwrap_or(&raw).trim();
         let label = match label {
             "WHITE" | "CLEAR" => "CLEAR",
@@ -93,7 +97,9 @@ impl YaraHit {
                 Value::String(s) => s.trim().parse::<f64>().ok()?,
                 _ => return None,
             };
-            number.is_finite().then(|| number.clamp(0.0, 100.0).round() as u8)
+            number
+                .is_finite()
+                .then(|| number.clamp(0.0, 100.0).round() as u8)
         })
     }
 
@@ -150,11 +156,16 @@ impl YaraRuleSet {
     pub fn scan(&self, payload: &Payload, limits: &ScanLimits) -> Result<Vec<YaraHit>, ScanError> {
         let size = payload.bytes.len();
         if size > limits.max_payload_bytes {
-            return Err(ScanError::TooLarge { size, limit: limits.max_payload_bytes });
+            return Err(ScanError::TooLarge {
+                size,
+                limit: limits.max_payload_bytes,
+            });
         }
         SCANNER.with(|slot| match slot.try_borrow_mut() {
             Ok(mut slot) => {
-                let reuse = slot.as_ref().is_some_and(|c| Arc::ptr_eq(c.borrow_owner(), &self.rules));
+                let reuse = slot
+                    .as_ref()
+                    .is_some_and(|c| Arc::ptr_eq(c.borrow_owner(), &self.rules));
                 if !reuse {
                     *slot = Some(CachedScanner::new(Arc::clone(&self.rules), |rules| {
                         yara_x::Scanner::new(rules)
@@ -178,7 +189,10 @@ fn scan_with(
         yara_x::ScanError::Timeout => ScanError::Timeout,
         other => ScanError::Other(other.to_string().to_lowercase()),
     })?;
-    let hits = results.matching_rules().map(|rule| to_hit(&rule, payload, limits)).collect();
+    let hits = results
+        .matching_rules()
+        .map(|rule| to_hit(&rule, payload, limits))
+        .collect();
     Ok(hits)
 }
 

@@ -38,7 +38,12 @@ pub(crate) fn classify(
     labels: &[LabelInfo],
     footers: &[String],
 ) -> Option<&'static str> {
-    let notes = || labels.iter().map(|l| l.text.as_str()).chain(footers.iter().map(String::as_str));
+    let notes = || {
+        labels
+            .iter()
+            .map(|l| l.text.as_str())
+            .chain(footers.iter().map(String::as_str))
+    };
     match code {
         // E010: unknown module `name`.
         "E010" => {
@@ -88,7 +93,10 @@ pub(crate) fn mark_missing_module_uses(errors: &mut [YaraCompileError]) {
     if missing.is_empty() {
         return;
     }
-    for error in errors.iter_mut().filter(|e| e.code == "E009" && e.unsupported.is_none()) {
+    for error in errors
+        .iter_mut()
+        .filter(|e| e.code == "E009" && e.unsupported.is_none())
+    {
         if between_backticks(&error.message).is_some_and(|id| missing.iter().any(|m| m == id)) {
             error.unsupported = Some("uses a module that exists for YARA 4 but not in YARA-X");
         }

@@ -23,8 +23,15 @@ fn syntax_error_is_rendered_like_a_compiler() {
     assert_eq!((e.line, e.column), (Some(5), Some(1)));
     assert!(e.unsupported.is_none());
     let rendered = e.to_string();
-    assert!(rendered.starts_with("rules/test.yar:5:1: error[E001]: syntax error"), "{rendered}");
-    assert!(e.report.contains('^'), "the full report carries a caret: {}", e.report);
+    assert!(
+        rendered.starts_with("rules/test.yar:5:1: error[E001]: syntax error"),
+        "{rendered}"
+    );
+    assert!(
+        e.report.contains('^'),
+        "the full report carries a caret: {}",
+        e.report
+    );
 }
 
 #[test]
@@ -35,8 +42,10 @@ fn every_error_of_every_source_is_returned() {
         YaraSource::new("c.yar", "rule c { strings: $x = \"abc\" condition: true }"),
     ];
     let errors = YaraRuleSet::compile(&sources).expect_err("two sources are broken");
-    let mut seen: Vec<(String, &str)> =
-        errors.iter().map(|e| (e.path.display().to_string(), e.code)).collect();
+    let mut seen: Vec<(String, &str)> = errors
+        .iter()
+        .map(|e| (e.path.display().to_string(), e.code))
+        .collect();
     seen.sort();
     // a.yar: unknown identifier `nope`; c.yar: pattern `$x` never used in the condition.
     assert_eq!(seen.len(), 2, "{errors:?}");
@@ -53,7 +62,10 @@ fn unknown_yara4_module_is_unsupported_and_so_are_its_uses() {
     assert_eq!((errors[0].line, errors[0].column), (Some(1), Some(1)));
     assert!(errors[0].unsupported.is_some());
     assert!(errors[0].to_string().contains("androguard"));
-    assert!(errors.iter().skip(1).all(|e| e.unsupported.is_some()), "{errors:#?}");
+    assert!(
+        errors.iter().skip(1).all(|e| e.unsupported.is_some()),
+        "{errors:#?}"
+    );
 }
 
 #[test]
@@ -134,10 +146,17 @@ fn includes_resolve_relative_to_the_including_file() {
     let dir = tempfile::tempdir().unwrap();
     let nested = dir.path().join("sub");
     std::fs::create_dir_all(nested.join("deeper")).unwrap();
-    std::fs::write(nested.join("deeper/leaf.yar"), "rule leaf { condition: true }").unwrap();
+    std::fs::write(
+        nested.join("deeper/leaf.yar"),
+        "rule leaf { condition: true }",
+    )
+    .unwrap();
     // `sub/mid.yar` includes relative to itself, not to the index or the process cwd.
-    std::fs::write(nested.join("mid.yar"), "include \"deeper/leaf.yar\"\nrule mid { condition: leaf }")
-        .unwrap();
+    std::fs::write(
+        nested.join("mid.yar"),
+        "include \"deeper/leaf.yar\"\nrule mid { condition: leaf }",
+    )
+    .unwrap();
     let index = dir.path().join("index.yar");
     std::fs::write(&index, "include \"./sub/mid.yar\"\n").unwrap();
     assert_eq!(check_file(&index).expect("includes resolve").rules, 2);
@@ -146,7 +165,11 @@ fn includes_resolve_relative_to_the_including_file() {
 #[test]
 fn error_inside_an_include_points_at_the_included_file() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("bad.yar"), "rule bad {\n  condition: nope\n}\n").unwrap();
+    std::fs::write(
+        dir.path().join("bad.yar"),
+        "rule bad {\n  condition: nope\n}\n",
+    )
+    .unwrap();
     let index = dir.path().join("index.yar");
     std::fs::write(&index, "include \"bad.yar\"\n").unwrap();
     let err = check_file(&index).expect_err("included file is broken");
@@ -160,14 +183,19 @@ fn missing_include_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let index = dir.path().join("index.yar");
     std::fs::write(&index, "include \"nowhere.yar\"\n").unwrap();
-    assert_eq!(check_file(&index).expect_err("missing include").code, "E043");
+    assert_eq!(
+        check_file(&index).expect_err("missing include").code,
+        "E043"
+    );
 }
 
 #[test]
 fn unreadable_file_is_an_io_error() {
     let err = check_file("/nonexistent/rules.yar").expect_err("no such file");
     assert_eq!(err.code, IO_ERROR_CODE);
-    assert!(err.to_string().starts_with("/nonexistent/rules.yar: error[io]: cannot read"));
+    assert!(err
+        .to_string()
+        .starts_with("/nonexistent/rules.yar: error[io]: cannot read"));
 }
 
 #[test]

@@ -42,7 +42,11 @@ fn shared_yara_cases() {
         if case.as_mapping_get("kind").and_then(Yaml::as_str) != Some("yara") {
             continue;
         }
-        let id = case.as_mapping_get("id").and_then(Yaml::as_str).unwrap().to_string();
+        let id = case
+            .as_mapping_get("id")
+            .and_then(Yaml::as_str)
+            .unwrap()
+            .to_string();
         let rule = case.as_mapping_get("rule").and_then(Yaml::as_str).unwrap();
         let expect = case.as_mapping_get("expect").unwrap();
         let result = YaraRuleSet::compile(&[YaraSource::new(format!("case-{id}.yar"), rule)]);
@@ -55,10 +59,16 @@ fn shared_yara_cases() {
             let errors = result.expect_err(&format!("case {id}: must not compile"));
             let first = &errors[0];
             assert!(first.code.starts_with('E'), "case {id}: {first}");
-            assert!(first.line.is_some() && first.column.is_some(), "case {id}: {first}");
+            assert!(
+                first.line.is_some() && first.column.is_some(),
+                "case {id}: {first}"
+            );
         } else {
             let set = result.unwrap_or_else(|e| panic!("case {id}: {e:?}"));
-            let events = case.as_mapping_get("events").and_then(Yaml::as_sequence).unwrap();
+            let events = case
+                .as_mapping_get("events")
+                .and_then(Yaml::as_sequence)
+                .unwrap();
             let wants = expect.as_sequence().expect("expect: list of booleans");
             assert_eq!(events.len(), wants.len(), "case {id}");
             for (i, (event, want)) in events.iter().zip(wants).enumerate() {
@@ -70,7 +80,11 @@ fn shared_yara_cases() {
     }
     // The cases folder holds these three today; new yara cases are picked up on their own.
     for id in ["039", "041", "043"] {
-        assert!(ran.iter().any(|r| r == id), "case {id} not found in {}", dir.display());
+        assert!(
+            ran.iter().any(|r| r == id),
+            "case {id} not found in {}",
+            dir.display()
+        );
     }
 }
 
@@ -108,12 +122,20 @@ fn regex_correct_forms_compile_and_match() {
         (r"abc\{", b"abc", false),
         (r"port:[0-9]{1,5}\/", b"port:8080/", true),
         (r"port:[0-9]{1,5}\/", b"port:/", false),
-        (r"\\x64\\Release\\create\.pdb", br"C:\x64\Release\create.pdb", true),
+        (
+            r"\\x64\\Release\\create\.pdb",
+            br"C:\x64\Release\create.pdb",
+            true,
+        ),
         (r"foogbar", b"foogbar", true),
     ];
     for (re, payload, want) in cases {
         let set = compile_one(&regex_rule(re));
-        assert_eq!(!scan_bytes(&set, payload).is_empty(), want, "/{re}/ on {payload:?}");
+        assert_eq!(
+            !scan_bytes(&set, payload).is_empty(),
+            want,
+            "/{re}/ on {payload:?}"
+        );
     }
 }
 
@@ -128,7 +150,9 @@ fn regex_error_position_points_at_the_brace() {
 // ---- Neighbours of 041: base64 patterns. ----
 
 fn b64(bytes: &[u8]) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD.encode(bytes).into_bytes()
+    base64::engine::general_purpose::STANDARD
+        .encode(bytes)
+        .into_bytes()
 }
 
 fn wide(bytes: &[u8]) -> Vec<u8> {
@@ -147,7 +171,10 @@ fn base64_pattern_at_each_offset_and_no_false_positive() {
     // YARA 4's documented false positive ("Dhis program cannow") at each alignment.
     for prefix in ["", "x", "xy"] {
         let payload = b64(format!("{prefix}Dhis program cannow be run").as_bytes());
-        assert!(scan_bytes(&set, &payload).is_empty(), "false positive, prefix {prefix:?}");
+        assert!(
+            scan_bytes(&set, &payload).is_empty(),
+            "false positive, prefix {prefix:?}"
+        );
     }
     // Plain text and wide base64 are not what `base64` alone looks for.
     assert!(scan_bytes(&set, b"This program cannot be run").is_empty());
@@ -189,8 +216,11 @@ fn duplicate_names_fail_in_one_namespace_and_pass_across_namespaces() {
     let a = helper.replace("{n}", "a");
     let b = helper.replace("{n}", "b");
     // Two files: two namespaces, no conflict.
-    let set = YaraRuleSet::compile(&[YaraSource::new("a.yar", a.as_str()), YaraSource::new("b.yar", b.as_str())])
-        .expect("separate namespaces");
+    let set = YaraRuleSet::compile(&[
+        YaraSource::new("a.yar", a.as_str()),
+        YaraSource::new("b.yar", b.as_str()),
+    ])
+    .expect("separate namespaces");
     assert_eq!(scan_bytes(&set, b"\x7fELF").len(), 2);
     // The same two texts in one namespace: E012 on the second declaration.
     let errors = YaraRuleSet::compile(&[
@@ -199,7 +229,10 @@ fn duplicate_names_fail_in_one_namespace_and_pass_across_namespaces() {
     ])
     .unwrap_err();
     assert_eq!(errors[0].code, "E012");
-    assert_eq!((errors[0].path.to_str(), errors[0].line), (Some("b.yar"), Some(1)));
+    assert_eq!(
+        (errors[0].path.to_str(), errors[0].line),
+        (Some("b.yar"), Some(1))
+    );
     // Public rules too, and a global rule against a private one.
     let errors = YaraRuleSet::compile(&[YaraSource::new(
         "d.yar",
@@ -214,7 +247,11 @@ fn duplicate_between_a_file_and_its_include() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("inc.yar"), "rule same { condition: true }").unwrap();
     let main = dir.path().join("main.yar");
-    std::fs::write(&main, "include \"inc.yar\"\nrule same { condition: false }\n").unwrap();
+    std::fs::write(
+        &main,
+        "include \"inc.yar\"\nrule same { condition: false }\n",
+    )
+    .unwrap();
     let err = foundry_yara::check_file(&main).unwrap_err();
     assert_eq!((err.code, err.line), ("E012", Some(2)));
 }

@@ -33,13 +33,20 @@ fn rule_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 #[test]
-#[cfg_attr(debug_assertions, ignore = "about 5 minutes in debug; runs with --release")]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "about 5 minutes in debug; runs with --release"
+)]
 fn every_corpus_rule_file_compiles_or_fails_cleanly() {
     let root = corpus();
     let mut files = Vec::new();
     rule_files(&root, &mut files);
     files.sort();
-    assert!(files.len() > 1000, "corpus not found under {}", root.display());
+    assert!(
+        files.len() > 1000,
+        "corpus not found under {}",
+        root.display()
+    );
 
     let mut compiled = 0usize;
     let mut rules = 0usize;
@@ -53,7 +60,10 @@ fn every_corpus_rule_file_compiles_or_fails_cleanly() {
             Err(err) => failed.push((file.clone(), err)),
         }
     }
-    let unsupported = failed.iter().filter(|(_, e)| e.unsupported.is_some()).count();
+    let unsupported = failed
+        .iter()
+        .filter(|(_, e)| e.unsupported.is_some())
+        .count();
 
     for (file, err) in &failed {
         assert!(err.code.starts_with('E'), "{}: {err}", file.display());
@@ -96,21 +106,32 @@ fn eicar_payload_hits_both_corpus_eicar_rules_and_empty_hits_neither() {
     let limits = ScanLimits::default();
 
     let eicar = std::fs::read(root.join("payloads/eicar.txt")).unwrap();
-    assert_eq!(eicar, EICAR, "corpus eicar.txt is the published 68-byte string");
+    assert_eq!(
+        eicar, EICAR,
+        "corpus eicar.txt is the published 68-byte string"
+    );
     let payload = Payload::new("payloads/eicar.txt", eicar);
     assert_eq!(payload.sha256, EICAR_SHA256);
     let hits = set.scan(&payload, &limits).unwrap();
     let mut ids = identifiers(&hits);
     ids.sort();
     assert_eq!(ids, ["SUSP_Just_EICAR", "eicar"]);
-    let just = hits.iter().find(|h| h.identifier == "SUSP_Just_EICAR").unwrap();
+    let just = hits
+        .iter()
+        .find(|h| h.identifier == "SUSP_Just_EICAR")
+        .unwrap();
     assert_eq!(just.namespace, "gen_suspicious_strings");
     assert_eq!(just.confidence(), Some(40), "signature-base's `score = 40`");
 
     let empty = std::fs::read(root.join("payloads/empty.bin")).unwrap();
-    let hits = set.scan(&Payload::new("payloads/empty.bin", empty), &limits).unwrap();
+    let hits = set
+        .scan(&Payload::new("payloads/empty.bin", empty), &limits)
+        .unwrap();
     let ids = identifiers(&hits);
-    assert!(!ids.contains(&"eicar") && !ids.contains(&"SUSP_Just_EICAR"), "{ids:?}");
+    assert!(
+        !ids.contains(&"eicar") && !ids.contains(&"SUSP_Just_EICAR"),
+        "{ids:?}"
+    );
 }
 
 fn render(
@@ -131,7 +152,10 @@ fn render(
          `check_file` (own namespace, external variables defined, includes resolved \
          relative to the file). Paths are relative to that folder.\n"
     );
-    let _ = writeln!(out, "| files | compiled | failed | failed as unsupported | rules compiled |");
+    let _ = writeln!(
+        out,
+        "| files | compiled | failed | failed as unsupported | rules compiled |"
+    );
     let _ = writeln!(out, "|---|---|---|---|---|");
     let _ = writeln!(
         out,
@@ -140,15 +164,24 @@ fn render(
     );
     let mut by_code: BTreeMap<(&str, bool), usize> = BTreeMap::new();
     for (_, e) in failed {
-        *by_code.entry((e.code, e.unsupported.is_some())).or_default() += 1;
+        *by_code
+            .entry((e.code, e.unsupported.is_some()))
+            .or_default() += 1;
     }
     let _ = writeln!(out, "## Failures by error code\n");
     let _ = writeln!(out, "| code | unsupported | files |\n|---|---|---|");
     for ((code, unsupported), n) in by_code {
-        let _ = writeln!(out, "| {code} | {} | {n} |", if unsupported { "yes" } else { "no" });
+        let _ = writeln!(
+            out,
+            "| {code} | {} | {n} |",
+            if unsupported { "yes" } else { "no" }
+        );
     }
     let _ = writeln!(out, "\n## Failing files\n");
-    let _ = writeln!(out, "First error of each file (`check_file` stops at the first).\n");
+    let _ = writeln!(
+        out,
+        "First error of each file (`check_file` stops at the first).\n"
+    );
     for (file, e) in failed {
         let mut line = e.to_string().replace(&root.display().to_string(), "");
         line = line.replace('\n', " ");

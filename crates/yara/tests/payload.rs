@@ -19,10 +19,16 @@ fn spec_parsing() {
     assert_eq!(spec("ScriptBlockText").encoding, PayloadEncoding::Base64);
     assert_eq!(spec("ScriptBlockText:text").encoding, PayloadEncoding::Text);
     assert_eq!(spec("a.b:sha256ref").encoding, PayloadEncoding::Sha256Ref);
-    assert_eq!(spec("attachments[].content_b64:base64").field, "attachments[].content_b64");
+    assert_eq!(
+        spec("attachments[].content_b64:base64").field,
+        "attachments[].content_b64"
+    );
     assert_eq!(spec("a.b:text").to_string(), "a.b:text");
     for bad in ["", "a:gzip", "a..b", "a[", "a[x]", "a[]b", ":text"] {
-        assert!(bad.parse::<PayloadSpec>().is_err(), "`{bad}` should be rejected");
+        assert!(
+            bad.parse::<PayloadSpec>().is_err(),
+            "`{bad}` should be rejected"
+        );
     }
 }
 
@@ -52,17 +58,28 @@ fn arrays_are_iterated_with_concrete_paths() {
         {"name": "no content"},
         {"name": "b.txt", "content_b64": b64(b"third")},
     ]});
-    let (payloads, problems) =
-        extract_payloads(&event, &[spec("attachments[].content_b64")], &ScanLimits::default());
+    let (payloads, problems) = extract_payloads(
+        &event,
+        &[spec("attachments[].content_b64")],
+        &ScanLimits::default(),
+    );
     assert!(problems.is_empty(), "{problems:?}");
-    let got: Vec<(&str, &[u8])> =
-        payloads.iter().map(|p| (p.field.as_str(), p.bytes.as_slice())).collect();
+    let got: Vec<(&str, &[u8])> = payloads
+        .iter()
+        .map(|p| (p.field.as_str(), p.bytes.as_slice()))
+        .collect();
     assert_eq!(
         got,
-        [("attachments[0].content_b64", &b"first"[..]), ("attachments[2].content_b64", b"third")]
+        [
+            ("attachments[0].content_b64", &b"first"[..]),
+            ("attachments[2].content_b64", b"third")
+        ]
     );
-    let (one, _) =
-        extract_payloads(&event, &[spec("attachments[2].content_b64")], &ScanLimits::default());
+    let (one, _) = extract_payloads(
+        &event,
+        &[spec("attachments[2].content_b64")],
+        &ScanLimits::default(),
+    );
     assert_eq!(one[0].bytes, b"third");
     assert_eq!(one[0].field, "attachments[2].content_b64");
 }
@@ -70,9 +87,17 @@ fn arrays_are_iterated_with_concrete_paths() {
 #[test]
 fn nested_arrays() {
     let event = json!({"mails": [{"parts": ["YQ==", "Yg=="]}, {"parts": ["Yw=="]}]});
-    let (payloads, _) = extract_payloads(&event, &[spec("mails[].parts[]")], &ScanLimits::default());
+    let (payloads, _) =
+        extract_payloads(&event, &[spec("mails[].parts[]")], &ScanLimits::default());
     let fields: Vec<&str> = payloads.iter().map(|p| p.field.as_str()).collect();
-    assert_eq!(fields, ["mails[0].parts[0]", "mails[0].parts[1]", "mails[1].parts[0]"]);
+    assert_eq!(
+        fields,
+        [
+            "mails[0].parts[0]",
+            "mails[0].parts[1]",
+            "mails[1].parts[0]"
+        ]
+    );
     let bytes: Vec<&[u8]> = payloads.iter().map(|p| p.bytes.as_slice()).collect();
     assert_eq!(bytes, [b"a", b"b", b"c"]);
 }
@@ -111,41 +136,65 @@ fn undecodable_base64_is_a_problem_not_a_panic() {
             "{:?}",
             problems[0]
         );
-        assert!(problems[0].to_string().starts_with("payload field `p`: invalid base64"));
+        assert!(problems[0]
+            .to_string()
+            .starts_with("payload field `p`: invalid base64"));
     }
 }
 
 #[test]
 fn wrong_types_absent_and_empty_fields() {
     let event = json!({"n": 5, "o": {"x": 1}, "arr": ["YQ=="], "null": null, "empty": ""});
-    let specs = [spec("n"), spec("o"), spec("arr"), spec("null"), spec("empty"), spec("absent")];
+    let specs = [
+        spec("n"),
+        spec("o"),
+        spec("arr"),
+        spec("null"),
+        spec("empty"),
+        spec("absent"),
+    ];
     let (payloads, problems) = extract_payloads(&event, &specs, &ScanLimits::default());
     assert!(payloads.is_empty());
     let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
     assert_eq!(fields, ["n", "o", "arr"]);
-    assert!(problems.iter().all(|p| matches!(p.kind, PayloadProblemKind::NotAString { .. })));
+    assert!(problems
+        .iter()
+        .all(|p| matches!(p.kind, PayloadProblemKind::NotAString { .. })));
 }
 
 #[test]
 fn text_encoding_takes_the_utf8_bytes() {
     let event = json!({"ScriptBlockText": "Invoke-Thing é"});
-    let (payloads, _) =
-        extract_payloads(&event, &[spec("ScriptBlockText:text")], &ScanLimits::default());
+    let (payloads, _) = extract_payloads(
+        &event,
+        &[spec("ScriptBlockText:text")],
+        &ScanLimits::default(),
+    );
     assert_eq!(payloads[0].bytes, "Invoke-Thing é".as_bytes());
 }
 
 #[test]
 fn payload_count_limit_keeps_the_first_and_reports_the_rest() {
-    let items: Vec<String> = (0..10).map(|i| b64(format!("item {i}").as_bytes())).collect();
+    let items: Vec<String> = (0..10)
+        .map(|i| b64(format!("item {i}").as_bytes()))
+        .collect();
     let event = json!({"items": items, "extra": b64(b"extra")});
-    let limits = ScanLimits { max_payloads_per_event: 4, ..ScanLimits::default() };
-    let (payloads, problems) =
-        extract_payloads(&event, &[spec("items[]"), spec("extra")], &limits);
+    let limits = ScanLimits {
+        max_payloads_per_event: 4,
+        ..ScanLimits::default()
+    };
+    let (payloads, problems) = extract_payloads(&event, &[spec("items[]"), spec("extra")], &limits);
     assert_eq!(payloads.len(), 4);
     assert_eq!(payloads[3].bytes, b"item 3");
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].field, "items[4]");
-    assert_eq!(problems[0].kind, PayloadProblemKind::TooMany { dropped: 7, limit: 4 });
+    assert_eq!(
+        problems[0].kind,
+        PayloadProblemKind::TooMany {
+            dropped: 7,
+            limit: 4
+        }
+    );
 }
 
 #[test]
@@ -169,8 +218,11 @@ fn sha256ref_reads_the_blob_folder() {
     let spec = spec("blob:sha256ref").with_blob_dir(dir.path());
     let limits = ScanLimits::default();
 
-    let (payloads, problems) =
-        extract_payloads(&json!({"blob": abc.to_uppercase()}), &[spec.clone()], &limits);
+    let (payloads, problems) = extract_payloads(
+        &json!({"blob": abc.to_uppercase()}),
+        &[spec.clone()],
+        &limits,
+    );
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(payloads[0].bytes, b"abc");
     assert_eq!(payloads[0].sha256, abc);
@@ -181,16 +233,29 @@ fn sha256ref_reads_the_blob_folder() {
         (liar, "BlobUnreadable"),
         ("abc", "InvalidBlobRef"),
     ] {
-        let (payloads, problems) = extract_payloads(&json!({"blob": value}), &[spec.clone()], &limits);
+        let (payloads, problems) =
+            extract_payloads(&json!({"blob": value}), &[spec.clone()], &limits);
         assert!(payloads.is_empty());
-        assert!(format!("{:?}", problems[0].kind).starts_with(want), "{value}: {problems:?}");
+        assert!(
+            format!("{:?}", problems[0].kind).starts_with(want),
+            "{value}: {problems:?}"
+        );
     }
 
-    let tiny = ScanLimits { max_payload_bytes: 2, ..ScanLimits::default() };
+    let tiny = ScanLimits {
+        max_payload_bytes: 2,
+        ..ScanLimits::default()
+    };
     let (_, problems) = extract_payloads(&json!({"blob": abc}), &[spec.clone()], &tiny);
-    assert_eq!(problems[0].kind, PayloadProblemKind::BlobTooLarge { size: 3, limit: 2 });
+    assert_eq!(
+        problems[0].kind,
+        PayloadProblemKind::BlobTooLarge { size: 3, limit: 2 }
+    );
 
     let no_dir = self::spec("blob:sha256ref");
     let (_, problems) = extract_payloads(&json!({"blob": abc}), &[no_dir], &limits);
-    assert!(matches!(problems[0].kind, PayloadProblemKind::InvalidBlobRef { .. }));
+    assert!(matches!(
+        problems[0].kind,
+        PayloadProblemKind::InvalidBlobRef { .. }
+    ));
 }

@@ -30,8 +30,10 @@ fn eicar_in_a_base64_event_field_is_found_with_field_and_sha256() {
     assert_eq!(EICAR.len(), 68);
 
     let rules = eicar_rules();
-    let hits: Vec<_> =
-        payloads.iter().flat_map(|p| rules.scan(p, &limits).expect("scan")).collect();
+    let hits: Vec<_> = payloads
+        .iter()
+        .flat_map(|p| rules.scan(p, &limits).expect("scan"))
+        .collect();
     assert_eq!(hits.len(), 1);
     let hit = &hits[0];
     assert_eq!(hit.identifier, "EICAR_Test_String");
@@ -83,7 +85,10 @@ fn meta_tlp_and_confidence_helpers() {
 fn matched_strings_are_bounded() {
     let set = compile_one("rule many { strings: $a = \"ab\" condition: #a > 10 }");
     let payload = Payload::new("p", b"ab".repeat(100));
-    let limits = ScanLimits { max_matched_strings: 5, ..ScanLimits::default() };
+    let limits = ScanLimits {
+        max_matched_strings: 5,
+        ..ScanLimits::default()
+    };
     let hits = set.scan(&payload, &limits).unwrap();
     assert_eq!(hits[0].strings.len(), 5);
     assert!(hits[0].strings_truncated);
@@ -97,11 +102,18 @@ fn payload_over_the_size_limit_is_not_scanned() {
     let set = compile_one("rule anything { condition: true }");
     let size = 50 * 1000 * 1000;
     // Built by hand to skip hashing 50 MB in a debug build; the hash plays no part here.
-    let payload = Payload { field: "big".into(), bytes: vec![b'A'; size], sha256: String::new() };
+    let payload = Payload {
+        field: "big".into(),
+        bytes: vec![b'A'; size],
+        sha256: String::new(),
+    };
     let limits = ScanLimits::default();
     assert_eq!(
         set.scan(&payload, &limits),
-        Err(ScanError::TooLarge { size, limit: 32 * 1024 * 1024 })
+        Err(ScanError::TooLarge {
+            size,
+            limit: 32 * 1024 * 1024
+        })
     );
 }
 
@@ -111,21 +123,39 @@ fn costly_regex_on_a_large_payload_times_out() {
     // 3000 bytes and then fails for want of a `b`: billions of steps, far over one second.
     let set = compile_one("rule slow { strings: $a = /a{2,3000}b/ condition: $a }");
     let payload = Payload::new("p", vec![b'a'; 8 * 1024 * 1024]);
-    let limits = ScanLimits { timeout: Duration::from_secs(1), ..ScanLimits::default() };
+    let limits = ScanLimits {
+        timeout: Duration::from_secs(1),
+        ..ScanLimits::default()
+    };
     assert_eq!(set.scan(&payload, &limits), Err(ScanError::Timeout));
     // The thread's scanner is reusable after a timeout.
-    assert!(set.scan(&Payload::new("p", b"aab".to_vec()), &limits).unwrap().len() == 1);
+    assert!(
+        set.scan(&Payload::new("p", b"aab".to_vec()), &limits)
+            .unwrap()
+            .len()
+            == 1
+    );
 }
 
 #[test]
 fn rule_sets_are_shared_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<YaraRuleSet>();
+
     let rules = eicar_rules();
     let handles: Vec<_> = (0..4)
         .map(|i| {
             let rules = rules.clone();
             std::thread::spawn(move || {
-                let bytes = if i % 2 == 0 { EICAR.to_vec() } else { b"clean".to_vec() };
-                rules.scan(&Payload::new("p", bytes), &ScanLimits::default()).unwrap().len()
+                let bytes = if i % 2 == 0 {
+                    EICAR.to_vec()
+                } else {
+                    b"clean".to_vec()
+                };
+                rules
+                    .scan(&Payload::new("p", bytes), &ScanLimits::default())
+                    .unwrap()
+                    .len()
             })
         })
         .collect();

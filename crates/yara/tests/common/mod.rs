@@ -32,7 +32,8 @@ pub fn compile_one(text: &str) -> YaraRuleSet {
 /// Scans raw bytes under default limits.
 pub fn scan_bytes(set: &YaraRuleSet, bytes: &[u8]) -> Vec<YaraHit> {
     let payload = Payload::new("test", bytes.to_vec());
-    set.scan(&payload, &ScanLimits::default()).expect("scan failed")
+    set.scan(&payload, &ScanLimits::default())
+        .expect("scan failed")
 }
 
 /// Identifiers of the hits.
