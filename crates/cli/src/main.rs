@@ -2,7 +2,9 @@
 //! calls into the library crates; this file only parses arguments and dispatches.
 
 mod check_cmd;
+mod hub_cmd;
 mod scan_cmd;
+mod worker_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +20,10 @@ struct Cli {
 enum Command {
     /// Run Sigma and YARA-X rules over event files offline; one hit per line on stdout.
     Scan(scan_cmd::ScanArgs),
+    /// Run the streaming worker: Kafka (or JSON Lines files) in, hits out.
+    Worker(worker_cmd::WorkerArgs),
+    /// Serve the community hub (SQLite by default, PostgreSQL by URL), or run an admin action.
+    Hub(hub_cmd::HubArgs),
     /// Work with rule files.
     Rules {
         #[command(subcommand)]
@@ -36,6 +42,8 @@ fn main() {
     init_tracing();
     let result = match cli.command {
         Command::Scan(args) => scan_cmd::run(args),
+        Command::Worker(args) => worker_cmd::run(args),
+        Command::Hub(args) => hub_cmd::run(args),
         Command::Rules {
             command: RulesCommand::Check(args),
         } => check_cmd::run(args),

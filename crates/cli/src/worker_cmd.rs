@@ -142,8 +142,14 @@ pub fn resolve_config(args: &WorkerArgs) -> anyhow::Result<WorkerConfig> {
             k.group = g.clone();
         }
         if !args.input_topic.is_empty() {
-            k.inputs =
-                args.input_topic.iter().map(|t| InputTopic { topic: t.clone(), ..InputTopic::default() }).collect();
+            k.inputs = args
+                .input_topic
+                .iter()
+                .map(|t| InputTopic {
+                    topic: t.clone(),
+                    ..InputTopic::default()
+                })
+                .collect();
         }
         if let Some(t) = &args.hits_topic {
             k.hits_topic = t.clone();
@@ -190,14 +196,19 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<i32> {
                 }
             }
         });
-        let summary = tokio::task::spawn_blocking(move || worker.run()).await.context("worker thread")??;
+        let summary = tokio::task::spawn_blocking(move || worker.run())
+            .await
+            .context("worker thread")??;
         eprintln!(
             "foundry worker: {} events, {} hits, {} dead letters{}",
             summary.events,
             summary.hits,
             summary.dead_letters,
             if summary.unacknowledged > 0 {
-                format!(", {} unacknowledged at the deadline", summary.unacknowledged)
+                format!(
+                    ", {} unacknowledged at the deadline",
+                    summary.unacknowledged
+                )
             } else {
                 String::new()
             }

@@ -131,6 +131,9 @@ pub struct RuleSetBuilder {
     hub_version: Option<String>,
     default_tlp: Option<String>,
     yara_limits: crate::yara::YaraConfig,
+    /// Files found under a folder that could not be read or are not UTF-8: reported by
+    /// `build` like rules that fail to compile, so one bad file does not stop the others.
+    unreadable: Vec<LoadFailure>,
 }
 
 impl RuleSetBuilder {
@@ -199,14 +202,38 @@ impl RuleSetBuilder {
         } else {
             vec![path.to_path_buf()]
         };
+        let named_file = !path.is_dir();
         for file in files {
-            let bytes = std::fs::read(&file).map_err(|source| RuleSetError::Io {
-                path: file.display().to_string(),
-                source,
-            })?;
-            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let shown = file.display().to_string();
+            let bytes = match std::fs::read(&file) {
+                Ok(bytes) => bytes,
+                // A file the user named is an error of the command line.
+                Err(source) if named_file => {
+                    return Err(RuleSetError::Io {
+                        path: shown,
+                        source,
+                    })
+                }
+                Err(e) => {
+                    self.unreadable.push(LoadFailure {
+                        error: format!("{shown}: cannot read: {e}"),
+                        path: shown,
+                        unsupported: None,
+                    });
+                    continue;
+                }
+            };
+            // Not lossily: a replaced byte would silently change what the rule matches.
+            let text = match String::from_utf8(bytes) {
+                Ok(text) => text,
+                Err(e) => {
+                    self.unreadable
+                        .push(not_utf8(&shown, e.as_bytes(), e.utf8_error()));
+                    continue;
+                }
+            };
             self.sources.push(RuleSource {
-                path: file.display().to_string(),
+                path: shown,
                 text,
                 kind,
                 meta: SourceMeta::default(),
@@ -218,7 +245,8 @@ impl RuleSetBuilder {
     /// Compiles everything into a rule set.
     pub fn build(self) -> Result<(RuleSet, LoadReport), RuleSetError> {
         let mut report = LoadReport {
-            files: self.sources.len(),
+            files: self.sources.len() + self.unreadable.len(),
+            failed: self.unreadable.clone(),
             ..LoadReport::default()
         };
         let mut fields = FieldTable::default();
@@ -389,6 +417,21 @@ fn rule_files(dir: &Path, exts: &[&str]) -> std::io::Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// A rule file that is not UTF-8, reported at the line and column of its first bad byte.
+fn not_utf8(path: &str, bytes: &[u8], e: std::str::Utf8Error) -> LoadFailure {
+    let valid = String::from_utf8_lossy(&bytes[..e.valid_up_to()]);
+    let line = valid.matches('\n').count() + 1;
+    let column = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    LoadFailure {
+        path: path.to_string(),
+        error: format!(
+            "{path}:{line}:{column}: error: the file is not valid utf-8 (byte {})",
+            e.valid_up_to()
+        ),
+        unsupported: None,
+    }
 }
 
 fn short_hash(bytes: &[u8]) -> String {

@@ -60,6 +60,8 @@ pub fn decode_event(bytes: &[u8], max_bytes: usize) -> Result<Value, DecodeError
         detail: format!("invalid utf-8 at byte {}", e.valid_up_to()),
     })?;
     let text = text.strip_suffix('\r').unwrap_or(text);
+    // A byte order mark (Windows tools write one at the top of a file) is not JSON.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let value: Value = serde_json::from_str(text).map_err(|e| DecodeError {
         reason: DeadLetterReason::NotJson,
         detail: format!("invalid json at column {}: {e}", e.column()),

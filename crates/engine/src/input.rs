@@ -57,6 +57,13 @@ pub fn read_records(path: &str) -> std::io::Result<Box<dyn Iterator<Item = Recor
     if path == "-" {
         return Ok(Box::new(JsonLines::new(Box::new(std::io::stdin()))));
     }
+    // Linux opens a folder like a file and fails only on read.
+    if Path::new(path).is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "is a folder, not an event file",
+        ));
+    }
     match InputFormat::for_path(path) {
         InputFormat::JsonLines => Ok(Box::new(JsonLines::new(Box::new(File::open(path)?)))),
         InputFormat::Json => {
@@ -73,6 +80,8 @@ pub struct JsonLines {
     reader: BufReader<Box<dyn Read + Send>>,
     line: u64,
     buf: Vec<u8>,
+    /// Set after a read error: the reader would fail the same way forever.
+    failed: bool,
 }
 
 impl JsonLines {
@@ -82,6 +91,7 @@ impl JsonLines {
             reader: BufReader::with_capacity(1 << 16, reader),
             line: 0,
             buf: Vec::new(),
+            failed: false,
         }
     }
 }
@@ -91,11 +101,40 @@ impl Iterator for JsonLines {
 
     fn next(&mut self) -> Option<Record> {
         loop {
+            if self.failed {
+                return None;
+            }
             self.buf.clear();
-            match self.reader.read_until(b'\n', &mut self.buf) {
-                Ok(0) => return None,
-                Ok(_) => {}
+            // Bounded: a stream with no newline (`/dev/zero`, a binary file) must not be
+            // gathered into memory before its size is checked. Room for the CR and LF.
+            let limit = MAX_FILE_RECORD as u64 + 2;
+            let read = (&mut self.reader)
+                .take(limit)
+                .read_until(b'\n', &mut self.buf)
+                .and_then(|n| {
+                    let overlong = n as u64 == limit && self.buf.last() != Some(&b'\n');
+                    if overlong {
+                        skip_line(&mut self.reader)?;
+                    }
+                    Ok((n, overlong))
+                });
+            match read {
+                Ok((0, _)) => return None,
+                Ok((_, false)) => {}
+                Ok((_, true)) => {
+                    let offset = self.line;
+                    self.line += 1;
+                    return Some(Record {
+                        offset,
+                        line: offset + 1,
+                        event: Err(DecodeError {
+                            reason: DeadLetterReason::TooLarge,
+                            detail: format!("the line is longer than {MAX_FILE_RECORD} bytes"),
+                        }),
+                    });
+                }
                 Err(e) => {
+                    self.failed = true;
                     let offset = self.line;
                     self.line += 1;
                     return Some(Record {
@@ -103,7 +142,7 @@ impl Iterator for JsonLines {
                         line: offset + 1,
                         event: Err(DecodeError {
                             reason: DeadLetterReason::NotJson,
-                            detail: format!("read error: {e}"),
+                            detail: format!("read error: {e}; the rest of the input is skipped"),
                         }),
                     });
                 }
@@ -130,6 +169,26 @@ impl Iterator for JsonLines {
     }
 }
 
+/// Consumes the rest of a line without keeping it.
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = chunk.len();
+                reader.consume(n);
+            }
+        }
+    }
+}
+
 /// Splits a JSON text into records: a top-level array gives one record per element, and
 /// several concatenated objects give one each.
 pub fn json_documents(bytes: &[u8]) -> Vec<Record> {
@@ -146,7 +205,19 @@ pub fn json_documents(bytes: &[u8]) -> Vec<Record> {
             }]
         }
     };
-    let line_of = |byte: usize| text[..byte].bytes().filter(|b| *b == b'\n').count() as u64 + 1;
+    // A byte order mark is not JSON, but Windows tools write one; it carries no data.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // Lines are counted from where the previous document started, not from the top of the
+    // text each time: a file of many small objects would otherwise take quadratic time.
+    let (mut counted_to, mut line) = (0usize, 1u64);
+    let mut line_of = |byte: usize| {
+        line += text.as_bytes()[counted_to..byte]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64;
+        counted_to = byte;
+        line
+    };
     let mut out = Vec::new();
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     loop {
@@ -155,6 +226,7 @@ pub fn json_documents(bytes: &[u8]) -> Vec<Record> {
         match stream.next() {
             None => break,
             Some(Ok(Value::Array(items))) => {
+                let line = line_of(start);
                 for item in items {
                     let event = if item.is_object() {
                         Ok(item)
@@ -166,7 +238,7 @@ pub fn json_documents(bytes: &[u8]) -> Vec<Record> {
                     };
                     out.push(Record {
                         offset: out.len() as u64,
-                        line: line_of(start),
+                        line,
                         event,
                     });
                 }
@@ -192,8 +264,11 @@ pub fn json_documents(bytes: &[u8]) -> Vec<Record> {
                     line: e.line() as u64,
                     event: Err(DecodeError {
                         reason: DeadLetterReason::NotJson,
+                        // The stream cannot resynchronise after a syntax error, so say
+                        // that what follows is not read rather than drop it silently.
                         detail: format!(
-                            "invalid json at line {} column {}: {e}",
+                            "invalid json at line {} column {}: {e}; the rest of the input \
+                             is skipped",
                             e.line(),
                             e.column()
                         ),
@@ -213,7 +288,7 @@ fn evtx_records(path: &Path) -> std::io::Result<Box<dyn Iterator<Item = Record> 
             format!("not an evtx file: {e}"),
         )
     })?;
-    let records: Vec<Record> = parser
+    let mut records: Vec<Record> = parser
         .records_json_value()
         .enumerate()
         .map(|(i, r)| Record {
@@ -225,5 +300,27 @@ fn evtx_records(path: &Path) -> std::io::Result<Box<dyn Iterator<Item = Record> 
             }),
         })
         .collect();
+    // The evtx crate reads whole 64 KiB chunks and silently ignores a partial one at the end
+    // of the file, so a truncated copy would lose its last records without a word.
+    let len = std::fs::metadata(path)?.len();
+    let partial = len.saturating_sub(EVTX_HEADER_BYTES) % EVTX_CHUNK_BYTES;
+    if partial != 0 {
+        records.push(Record {
+            offset: records.len() as u64,
+            line: 0,
+            event: Err(DecodeError {
+                reason: DeadLetterReason::NotJson,
+                detail: format!(
+                    "the file is truncated: its last chunk holds {partial} of \
+                     {EVTX_CHUNK_BYTES} bytes, so its records are not read"
+                ),
+            }),
+        });
+    }
     Ok(Box::new(records.into_iter()))
 }
+
+/// The EVTX file header, before the first chunk.
+const EVTX_HEADER_BYTES: u64 = 4096;
+/// Every EVTX chunk has this size.
+const EVTX_CHUNK_BYTES: u64 = 65536;

@@ -19,6 +19,9 @@ struct Classifier {
     logsource: Logsource,
 }
 
+/// A declared logsource as (product, category, service), the key of the route cache.
+type RouteKey = (Option<String>, Option<String>, Option<String>);
+
 /// An immutable, versioned snapshot of compiled rules.
 pub struct RuleSet {
     version: String,
@@ -28,7 +31,7 @@ pub struct RuleSet {
     routes: Vec<Vec<u32>>,
     all_rules: Vec<u32>,
     prefilter: Prefilter,
-    route_cache: RwLock<HashMap<(Option<String>, Option<String>, Option<String>), Arc<Vec<u32>>>>,
+    route_cache: RwLock<HashMap<RouteKey, Arc<Vec<u32>>>>,
     indexing: bool,
     yara: Option<YaraPart>,
     time_fields: Vec<FieldId>,

@@ -34,7 +34,10 @@ impl Client {
     async fn connect(addr: std::net::SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).await.expect("connect to hub");
         stream.set_nodelay(true).ok();
-        Client { stream, buf: Vec::with_capacity(64 * 1024) }
+        Client {
+            stream,
+            buf: Vec::with_capacity(64 * 1024),
+        }
     }
 
     /// Sends a request and returns (status, etag, body).
@@ -102,7 +105,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let pollers = args.first().copied().unwrap_or(200);
     let per_poller = args.get(1).copied().unwrap_or(50);
     let writes = 400;
@@ -110,14 +116,35 @@ async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = HubConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        db_url: format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display()),
+        db_url: format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.db").display()
+        ),
         ..HubConfig::default()
     };
-    let state = foundry_hub::open(config, Arc::new(Engine)).await.expect("open hub");
-    state.store.create_tenant("bench", "Bench Org").await.unwrap();
-    let (_, eng) = state.store.create_user("bench", "eng", Role::Engineer).await.unwrap();
-    let (_, rev) = state.store.create_user("bench", "rev", Role::Reviewer).await.unwrap();
-    let (_, worker) = state.store.create_user("bench", "worker", Role::Reader).await.unwrap();
+    let state = foundry_hub::open(config, Arc::new(Engine))
+        .await
+        .expect("open hub");
+    state
+        .store
+        .create_tenant("bench", "Bench Org")
+        .await
+        .unwrap();
+    let (_, eng) = state
+        .store
+        .create_user("bench", "eng", Role::Engineer)
+        .await
+        .unwrap();
+    let (_, rev) = state
+        .store
+        .create_user("bench", "rev", Role::Reviewer)
+        .await
+        .unwrap();
+    let (_, worker) = state
+        .store
+        .create_user("bench", "worker", Role::Reader)
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(foundry_hub::serve_on(listener, state.clone()));
@@ -132,8 +159,10 @@ async fn main() {
             let mut ids = Vec::new();
             for i in 0..writes / 4 {
                 let n = w * 10_000 + i;
-                let body = serde_json::json!({"kind": "sigma", "text": sigma(n), "tlp": "TLP:GREEN",
-                    "confidence": 60}).to_string();
+                let body =
+                    serde_json::json!({"kind": "sigma", "text": sigma(n), "tlp": "TLP:GREEN",
+                    "confidence": 60})
+                    .to_string();
                 let (status, _, resp) = c.request("POST", "/v1/rules", &eng, "", &body).await;
                 assert_eq!(status, 201, "{resp}");
                 let v: serde_json::Value = serde_json::from_str(&resp).unwrap();
@@ -147,20 +176,38 @@ async fn main() {
         ids.extend(t.await.unwrap());
     }
     let write_secs = started.elapsed().as_secs_f64();
-    println!("rule writes: {writes} validated Sigma writes in {write_secs:.2}s = {:.0} writes/s",
-        writes as f64 / write_secs);
+    println!(
+        "rule writes: {writes} validated Sigma writes in {write_secs:.2}s = {:.0} writes/s",
+        writes as f64 / write_secs
+    );
 
     // 2. Approve 100 of them so the bundle has real content.
     let mut c = Client::connect(addr).await;
     for id in ids.iter().take(100) {
-        let (s, _, b) = c.request("POST", &format!("/v1/rules/{id}/status"), &eng, "",
-            r#"{"status":"proposed"}"#).await;
+        let (s, _, b) = c
+            .request(
+                "POST",
+                &format!("/v1/rules/{id}/status"),
+                &eng,
+                "",
+                r#"{"status":"proposed"}"#,
+            )
+            .await;
         assert_eq!(s, 200, "{b}");
-        let (s, _, b) = c.request("POST", &format!("/v1/rules/{id}/status"), &rev, "",
-            r#"{"status":"approved"}"#).await;
+        let (s, _, b) = c
+            .request(
+                "POST",
+                &format!("/v1/rules/{id}/status"),
+                &rev,
+                "",
+                r#"{"status":"approved"}"#,
+            )
+            .await;
         assert_eq!(s, 200, "{b}");
     }
-    let (_, _, bundle) = c.request("GET", "/v1/tenants/bench/deployable", &worker, "", "").await;
+    let (_, _, bundle) = c
+        .request("GET", "/v1/tenants/bench/deployable", &worker, "", "")
+        .await;
     println!("bundle: {} bytes, 100 rules", bundle.len());
 
     // 3. Pollers: first a full GET, then conditional GETs with the ETag, like a worker.
@@ -174,10 +221,14 @@ async fn main() {
             let mut etag: Option<String> = None;
             let (mut full, mut not_modified) = (0usize, 0usize);
             for _ in 0..per_poller {
-                let extra = etag.as_ref().map(|e| format!("If-None-Match: {e}\r\n")).unwrap_or_default();
+                let extra = etag
+                    .as_ref()
+                    .map(|e| format!("If-None-Match: {e}\r\n"))
+                    .unwrap_or_default();
                 let t0 = Instant::now();
-                let (status, tag, _) =
-                    c.request("GET", "/v1/tenants/bench/deployable", &worker, &extra, "").await;
+                let (status, tag, _) = c
+                    .request("GET", "/v1/tenants/bench/deployable", &worker, &extra, "")
+                    .await;
                 lat.push(t0.elapsed());
                 match status {
                     200 => full += 1,

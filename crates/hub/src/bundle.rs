@@ -120,7 +120,10 @@ impl BundleCache {
             generation,
             stale_at,
         };
-        self.entries.lock().expect("cache lock").insert(tenant.to_string(), cached.clone());
+        self.entries
+            .lock()
+            .expect("cache lock")
+            .insert(tenant.to_string(), cached.clone());
         Ok(cached)
     }
 }
@@ -142,11 +145,13 @@ pub async fn build(
             }
         }
         let source = match &row.source_shared_id {
-            Some(sid) => community::shared(store.pool(), sid).await?.map(|s| BundleSource {
-                attribution: s.attribution(),
-                rule_id: s.id.clone(),
-                version: row.source_version.unwrap_or(s.version),
-            }),
+            Some(sid) => community::shared(store.pool(), sid)
+                .await?
+                .map(|s| BundleSource {
+                    attribution: s.attribution(),
+                    rule_id: s.id.clone(),
+                    version: row.source_version.unwrap_or(s.version),
+                }),
             None => None,
         };
         rules.push(BundleRule {
@@ -168,7 +173,10 @@ pub async fn build(
     }
     let mut fingerprint = String::new();
     for r in &rules {
-        let src = r.source.as_ref().map(|s| format!("{}@{}:{}", s.rule_id, s.version, s.attribution));
+        let src = r
+            .source
+            .as_ref()
+            .map(|s| format!("{}@{}:{}", s.rule_id, s.version, s.attribution));
         fingerprint.push_str(&format!(
             "{}\t{}\t{}\t{}\t{}\n",
             r.hub_rule_id,
@@ -179,7 +187,11 @@ pub async fn build(
         ));
     }
     let version = sha256_hex(format!("{tenant}\n{fingerprint}").as_bytes());
-    let bundle =
-        Bundle { tenant: tenant.to_string(), version, generated_at: format_time(now), rules };
+    let bundle = Bundle {
+        tenant: tenant.to_string(),
+        version,
+        generated_at: format_time(now),
+        rules,
+    };
     Ok((bundle, stale_at))
 }

@@ -50,7 +50,11 @@ struct ErrorBody<'a> {
 impl ApiError {
     /// Builds an error answer.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     /// 400 `invalid_request`.
@@ -104,7 +108,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { code: self.code, message: &self.message };
+        let body = ErrorBody {
+            code: self.code,
+            message: &self.message,
+        };
         (self.status, Json(body)).into_response()
     }
 }

@@ -54,7 +54,10 @@ pub fn router(state: AppState) -> axum::Router {
 }
 
 /// Opens the store named by `config.db_url` (running migrations) and builds the API state.
-pub async fn open(config: HubConfig, validator: Arc<dyn RuleValidator>) -> Result<AppState, HubError> {
+pub async fn open(
+    config: HubConfig,
+    validator: Arc<dyn RuleValidator>,
+) -> Result<AppState, HubError> {
     let store = Store::open(&config.db_url, config.max_db_connections).await?;
     Ok(AppState::new(store, validator, config))
 }

@@ -94,7 +94,11 @@ impl Tlp {
     /// Accepts `TLP:GREEN`, `GREEN`, `green`, `amber+strict` … and returns the canonical label.
     pub fn parse_lenient(s: &str) -> Result<Tlp, String> {
         let upper = s.trim().to_ascii_uppercase();
-        let full = if upper.starts_with("TLP:") { upper } else { format!("TLP:{upper}") };
+        let full = if upper.starts_with("TLP:") {
+            upper
+        } else {
+            format!("TLP:{upper}")
+        };
         full.parse()
     }
 }
@@ -193,6 +197,8 @@ pub fn check_transition(from: RuleStatus, to: RuleStatus, role: Role) -> Result<
     if allowed {
         Ok(())
     } else {
-        Err(format!("role '{role}' may not move a rule from '{from}' to '{to}'"))
+        Err(format!(
+            "role '{role}' may not move a rule from '{from}' to '{to}'"
+        ))
     }
 }

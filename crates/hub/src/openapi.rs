@@ -48,23 +48,78 @@ fn add(paths: &mut Map<String, Value>, path: &str, method: &str, mut o: Value) {
 /// Builds the document.
 pub fn document() -> Value {
     let mut paths = Map::new();
-    add(&mut paths, "/healthz", "get", json!({"summary": "Liveness", "responses": {"200": {"description": "ok"}}}));
-    add(&mut paths, "/openapi.json", "get", json!({"summary": "This document", "responses": {"200": {"description": "ok"}}}));
-    add(&mut paths, "/v1/me", "get", op("The caller and its tenant", "tenants", None, "200"));
-    add(&mut paths, "/v1/tenants/{tenant}/settings", "get", op("Sharing settings", "tenants", None, "200"));
-    add(&mut paths, "/v1/tenants/{tenant}/settings", "put", op(
-        "Opt in/out of community sharing (admin); opting out revokes every shared rule of the \
-         tenant for everyone", "tenants", Some("Settings"), "200"));
-    add(&mut paths, "/v1/tenants/{tenant}/profile", "get", op("Sanitization profile", "tenants", None, "200"));
-    add(&mut paths, "/v1/tenants/{tenant}/profile", "put", op("Replace the sanitization profile (admin)",
-        "tenants", Some("SanitizeProfile"), "200"));
-    add(&mut paths, "/v1/tenants/{tenant}/users", "post", op("Create a user; the token is shown once (admin)",
-        "tenants", Some("NewUser"), "201"));
+    add(
+        &mut paths,
+        "/healthz",
+        "get",
+        json!({"summary": "Liveness", "responses": {"200": {"description": "ok"}}}),
+    );
+    add(
+        &mut paths,
+        "/openapi.json",
+        "get",
+        json!({"summary": "This document", "responses": {"200": {"description": "ok"}}}),
+    );
+    add(
+        &mut paths,
+        "/v1/me",
+        "get",
+        op("The caller and its tenant", "tenants", None, "200"),
+    );
+    add(
+        &mut paths,
+        "/v1/tenants/{tenant}/settings",
+        "get",
+        op("Sharing settings", "tenants", None, "200"),
+    );
+    add(
+        &mut paths,
+        "/v1/tenants/{tenant}/settings",
+        "put",
+        op(
+            "Opt in/out of community sharing (admin); opting out revokes every shared rule of the \
+         tenant for everyone",
+            "tenants",
+            Some("Settings"),
+            "200",
+        ),
+    );
+    add(
+        &mut paths,
+        "/v1/tenants/{tenant}/profile",
+        "get",
+        op("Sanitization profile", "tenants", None, "200"),
+    );
+    add(
+        &mut paths,
+        "/v1/tenants/{tenant}/profile",
+        "put",
+        op(
+            "Replace the sanitization profile (admin)",
+            "tenants",
+            Some("SanitizeProfile"),
+            "200",
+        ),
+    );
+    add(
+        &mut paths,
+        "/v1/tenants/{tenant}/users",
+        "post",
+        op(
+            "Create a user; the token is shown once (admin)",
+            "tenants",
+            Some("NewUser"),
+            "201",
+        ),
+    );
     let mut deployable = op(
         "The tenant's deployable rule set (approved or deployed, approval record for the current \
          version, not expired) as one bundle. ETag = bundle version; If-None-Match answers 304; \
          ?wait=N long-polls up to N seconds (capped by long_poll_max_secs) for a change.",
-        "deployment", None, "200");
+        "deployment",
+        None,
+        "200",
+    );
     deployable["parameters"] = json!([
         {"name": "tenant", "in": "path", "required": true, "schema": {"type": "string"}},
         {"name": "wait", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}},
@@ -73,45 +128,220 @@ pub fn document() -> Value {
     deployable["responses"]["200"]["content"]["application/json"] =
         json!({"schema": {"$ref": "#/components/schemas/Bundle"}});
     deployable["responses"]["304"] = json!({"description": "unchanged since If-None-Match"});
-    add(&mut paths, "/v1/tenants/{tenant}/deployable", "get", deployable);
-    add(&mut paths, "/v1/rules", "get", op("The tenant's rules (?status= filters)", "rules", None, "200"));
-    add(&mut paths, "/v1/rules", "post", op("Create a rule (engineer); compiled before it is stored; starts \
-        as draft", "rules", Some("RuleWrite"), "201"));
-    add(&mut paths, "/v1/rules/{id}", "get", op("One rule with its current version", "rules", None, "200"));
-    add(&mut paths, "/v1/rules/{id}/versions", "get", op("All immutable versions", "rules", None, "200"));
-    add(&mut paths, "/v1/rules/{id}/versions", "post", op("Write a new version (engineer); omitted metadata \
-        is kept; the rule returns to draft", "rules", Some("RuleWrite"), "201"));
-    add(&mut paths, "/v1/rules/{id}/versions/{version}", "get", op("One version", "rules", None, "200"));
-    add(&mut paths, "/v1/rules/{id}/status", "post", op("Review transition: draft→proposed (engineer), \
+    add(
+        &mut paths,
+        "/v1/tenants/{tenant}/deployable",
+        "get",
+        deployable,
+    );
+    add(
+        &mut paths,
+        "/v1/rules",
+        "get",
+        op(
+            "The tenant's rules (?status= filters)",
+            "rules",
+            None,
+            "200",
+        ),
+    );
+    add(
+        &mut paths,
+        "/v1/rules",
+        "post",
+        op(
+            "Create a rule (engineer); compiled before it is stored; starts \
+        as draft",
+            "rules",
+            Some("RuleWrite"),
+            "201",
+        ),
+    );
+    add(
+        &mut paths,
+        "/v1/rules/{id}",
+        "get",
+        op("One rule with its current version", "rules", None, "200"),
+    );
+    add(
+        &mut paths,
+        "/v1/rules/{id}/versions",
+        "get",
+        op("All immutable versions", "rules", None, "200"),
+    );
+    add(
+        &mut paths,
+        "/v1/rules/{id}/versions",
+        "post",
+        op(
+            "Write a new version (engineer); omitted metadata \
+        is kept; the rule returns to draft",
+            "rules",
+            Some("RuleWrite"),
+            "201",
+        ),
+    );
+    add(
+        &mut paths,
+        "/v1/rules/{id}/versions/{version}",
+        "get",
+        op("One version", "rules", None, "200"),
+    );
+    add(
+        &mut paths,
+        "/v1/rules/{id}/status",
+        "post",
+        op(
+            "Review transition: draft→proposed (engineer), \
         proposed→approved|draft (reviewer), approved→deployed, any→deprecated, any→revoked \
-        (reviewer)", "review", Some("StatusChange"), "200"));
-    add(&mut paths, "/v1/rules/{id}/audit", "get", op("Audit trail: who, when, version hash, diff", "rules",
-        None, "200"));
-    add(&mut paths, "/v1/rules/{id}/share/preview", "post", op("Sanitized preview and diff; says whether \
-        the sanitized rule compiles and may be shared", "sharing", None, "200"));
-    add(&mut paths, "/v1/rules/{id}/share", "post", op("Share (or republish) the sanitized current version \
+        (reviewer)",
+            "review",
+            Some("StatusChange"),
+            "200",
+        ),
+    );
+    add(
+        &mut paths,
+        "/v1/rules/{id}/audit",
+        "get",
+        op(
+            "Audit trail: who, when, version hash, diff",
+            "rules",
+            None,
+            "200",
+        ),
+    );
+    add(
+        &mut paths,
+        "/v1/rules/{id}/share/preview",
+        "post",
+        op(
+            "Sanitized preview and diff; says whether \
+        the sanitized rule compiles and may be shared",
+            "sharing",
+            None,
+            "200",
+        ),
+    );
+    add(
+        &mut paths,
+        "/v1/rules/{id}/share",
+        "post",
+        op(
+            "Share (or republish) the sanitized current version \
         (engineer of an opted-in tenant); RED and AMBER+STRICT are refused; AMBER needs \
-        recipients", "sharing", Some("ShareRequest"), "200"));
-    add(&mut paths, "/v1/rules/{id}/share", "delete", op("Withdraw from the community; every importer's \
-        copy is revoked", "sharing", None, "200"));
-    add(&mut paths, "/v1/rules/{id}/pending", "get", op("Upstream updates offered to an imported copy, with \
-        upstream and local diffs", "review", None, "200"));
-    add(&mut paths, "/v1/rules/{id}/pending/{pending}/accept", "post", op("Accept an upstream update \
+        recipients",
+            "sharing",
+            Some("ShareRequest"),
+            "200",
+        ),
+    );
+    add(
+        &mut paths,
+        "/v1/rules/{id}/share",
+        "delete",
+        op(
+            "Withdraw from the community; every importer's \
+        copy is revoked",
+            "sharing",
+            None,
+            "200",
+        ),
+    );
+    add(
+        &mut paths,
+        "/v1/rules/{id}/pending",
+        "get",
+        op(
+            "Upstream updates offered to an imported copy, with \
+        upstream and local diffs",
+            "review",
+            None,
+            "200",
+        ),
+    );
+    add(
+        &mut paths,
+        "/v1/rules/{id}/pending/{pending}/accept",
+        "post",
+        op(
+            "Accept an upstream update \
         (reviewer): a new approved version; send merged 'text' if the copy was tuned locally",
-        "review", Some("Accept"), "200"));
-    add(&mut paths, "/v1/rules/{id}/pending/{pending}/reject", "post", op("Reject an upstream update \
-        (reviewer)", "review", None, "200"));
-    add(&mut paths, "/v1/rules/{id}/verdicts", "post", op("Post verdicts on hits of a rule version",
-        "feedback", Some("VerdictInput"), "201"));
-    add(&mut paths, "/v1/rules/{id}/quality", "get", op("Precision and volume here; anonymised community \
-        aggregate for shared or imported rules; flag for owners", "feedback", None, "200"));
-    add(&mut paths, "/v1/community/rules", "get", op("Community rules the caller may see", "community",
-        None, "200"));
-    add(&mut paths, "/v1/community/rules/{id}", "get", op("One community rule with attribution and community \
+            "review",
+            Some("Accept"),
+            "200",
+        ),
+    );
+    add(
+        &mut paths,
+        "/v1/rules/{id}/pending/{pending}/reject",
+        "post",
+        op(
+            "Reject an upstream update \
+        (reviewer)",
+            "review",
+            None,
+            "200",
+        ),
+    );
+    add(
+        &mut paths,
+        "/v1/rules/{id}/verdicts",
+        "post",
+        op(
+            "Post verdicts on hits of a rule version",
+            "feedback",
+            Some("VerdictInput"),
+            "201",
+        ),
+    );
+    add(
+        &mut paths,
+        "/v1/rules/{id}/quality",
+        "get",
+        op(
+            "Precision and volume here; anonymised community \
+        aggregate for shared or imported rules; flag for owners",
+            "feedback",
+            None,
+            "200",
+        ),
+    );
+    add(
+        &mut paths,
+        "/v1/community/rules",
+        "get",
+        op(
+            "Community rules the caller may see",
+            "community",
+            None,
+            "200",
+        ),
+    );
+    add(
+        &mut paths,
+        "/v1/community/rules/{id}",
+        "get",
+        op(
+            "One community rule with attribution and community \
         quality; a rule you may not see answers exactly like one that does not exist",
-        "community", None, "200"));
-    add(&mut paths, "/v1/community/rules/{id}/import", "post", op("Import as a local copy in 'proposed' \
-        (engineer); nothing is deployed before a reviewer approves", "community", None, "201"));
+            "community",
+            None,
+            "200",
+        ),
+    );
+    add(
+        &mut paths,
+        "/v1/community/rules/{id}/import",
+        "post",
+        op(
+            "Import as a local copy in 'proposed' \
+        (engineer); nothing is deployed before a reviewer approves",
+            "community",
+            None,
+            "201",
+        ),
+    );
 
     json!({
         "openapi": "3.1.0",

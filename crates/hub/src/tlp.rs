@@ -12,7 +12,12 @@ use crate::store::community::SharedRow;
 /// The owner always sees its own. Anyone else needs: the rule not withdrawn, the owner still
 /// opted in, and the label allowing it — CLEAR to every tenant, GREEN to opted-in tenants,
 /// AMBER to named recipients only, AMBER+STRICT and RED to nobody.
-pub fn may_see(shared: &SharedRow, recipients: &[String], viewer: &str, viewer_opted_in: bool) -> bool {
+pub fn may_see(
+    shared: &SharedRow,
+    recipients: &[String],
+    viewer: &str,
+    viewer_opted_in: bool,
+) -> bool {
     if shared.owner_tenant_id == viewer {
         return true;
     }

@@ -14,7 +14,13 @@ use foundry_hub::Role;
 use serde_json::json;
 
 const TENANTS: [&str; 4] = ["iso0", "iso1", "iso2", "iso3"];
-const TLPS: [&str; 5] = ["TLP:CLEAR", "TLP:GREEN", "TLP:AMBER", "TLP:AMBER+STRICT", "TLP:RED"];
+const TLPS: [&str; 5] = [
+    "TLP:CLEAR",
+    "TLP:GREEN",
+    "TLP:AMBER",
+    "TLP:AMBER+STRICT",
+    "TLP:RED",
+];
 const ROLES: [Role; 4] = [Role::Engineer, Role::Reviewer, Role::Admin, Role::Reader];
 
 struct Rule {
@@ -56,10 +62,17 @@ impl Model {
         self.ops += 1;
         let re = regex::Regex::new(r"MKx\d+x").unwrap();
         for m in re.find_iter(&a.body) {
-            let allowed = self.audience.get(m.as_str()).is_some_and(|aud| aud.contains(&viewer));
+            let allowed = self
+                .audience
+                .get(m.as_str())
+                .is_some_and(|aud| aud.contains(&viewer));
             if !allowed {
-                self.leaks.push(format!("{} leaked to {} by {what}: {}", m.as_str(),
-                    TENANTS[viewer], &a.body[..a.body.len().min(300)]));
+                self.leaks.push(format!(
+                    "{} leaked to {} by {what}: {}",
+                    m.as_str(),
+                    TENANTS[viewer],
+                    &a.body[..a.body.len().min(300)]
+                ));
             }
         }
     }
@@ -94,7 +107,7 @@ impl Model {
 fn not_found_rule(id: &str) -> String {
     json!({"code": "not_found",
            "message": format!("no rule '{id}' is visible to you; check the id and your tenant")})
-        .to_string()
+    .to_string()
 }
 
 async fn run(backend: Backend, total_ops: usize, seed: u64) -> (usize, Vec<String>) {
@@ -123,32 +136,64 @@ async fn run(backend: Backend, total_ops: usize, seed: u64) -> (usize, Vec<Strin
         let t = rng.below(TENANTS.len());
         let role = *rng.pick(&ROLES);
         let token = model.tokens[t][&role].clone();
-        let all_rules: Vec<(usize, String)> =
-            model.rules.iter().map(|r| (r.tenant, r.id.clone())).collect();
-        let any_rule = if all_rules.is_empty() { None } else { Some(rng.pick(&all_rules).clone()) };
-        let own: Vec<usize> = (0..model.rules.len()).filter(|&i| model.rules[i].tenant == t).collect();
-        let communities: Vec<String> =
-            model.rules.iter().filter_map(|r| r.community.clone()).collect();
+        let all_rules: Vec<(usize, String)> = model
+            .rules
+            .iter()
+            .map(|r| (r.tenant, r.id.clone()))
+            .collect();
+        let any_rule = if all_rules.is_empty() {
+            None
+        } else {
+            Some(rng.pick(&all_rules).clone())
+        };
+        let own: Vec<usize> = (0..model.rules.len())
+            .filter(|&i| model.rules[i].tenant == t)
+            .collect();
+        let communities: Vec<String> = model
+            .rules
+            .iter()
+            .filter_map(|r| r.community.clone())
+            .collect();
         match rng.below(16) {
             0 | 1 => {
                 // Create a rule.
                 let marker = model.marker(t);
                 let tlp = *rng.pick(&TLPS);
                 let yara = rng.chance(30);
-                let text = if yara { yara_rule(&format!("r_{marker}"), &marker) } else { sigma_rule(&marker) };
-                let a = hub.post("/v1/rules", &token, json!({"kind": if yara {"yara"} else {"sigma"},
-                    "text": text, "tlp": tlp, "confidence": 50, "description": marker})).await;
+                let text = if yara {
+                    yara_rule(&format!("r_{marker}"), &marker)
+                } else {
+                    sigma_rule(&marker)
+                };
+                let a = hub
+                    .post(
+                        "/v1/rules",
+                        &token,
+                        json!({"kind": if yara {"yara"} else {"sigma"},
+                    "text": text, "tlp": tlp, "confidence": 50, "description": marker}),
+                    )
+                    .await;
                 model.check(t, "create", &a);
                 if a.status == StatusCode::CREATED {
                     let id = a.json()["id"].as_str().unwrap().to_string();
-                    model.rules.push(Rule { tenant: t, id, marker, tlp, community: None });
+                    model.rules.push(Rule {
+                        tenant: t,
+                        id,
+                        marker,
+                        tlp,
+                        community: None,
+                    });
                 }
             }
             2 if !own.is_empty() => {
                 // New version with a new marker (maybe a new label).
                 let i = *rng.pick(&own);
                 let marker = model.marker(t);
-                let tlp = if rng.chance(50) { *rng.pick(&TLPS) } else { model.rules[i].tlp };
+                let tlp = if rng.chance(50) {
+                    *rng.pick(&TLPS)
+                } else {
+                    model.rules[i].tlp
+                };
                 let id = model.rules[i].id.clone();
                 let a = hub.post(&format!("/v1/rules/{id}/versions"), &token,
                     json!({"text": sigma_rule(&marker), "tlp": tlp, "title": format!("v {marker}"),
@@ -162,16 +207,25 @@ async fn run(backend: Backend, total_ops: usize, seed: u64) -> (usize, Vec<Strin
             3 | 4 if !own.is_empty() => {
                 // Share, sometimes with recipients.
                 let i = *rng.pick(&own);
-                let recipients: Vec<usize> =
-                    (0..TENANTS.len()).filter(|&r| r != t && rng.chance(40)).collect();
+                let recipients: Vec<usize> = (0..TENANTS.len())
+                    .filter(|&r| r != t && rng.chance(40))
+                    .collect();
                 let names: Vec<&str> = recipients.iter().map(|&r| TENANTS[r]).collect();
                 let id = model.rules[i].id.clone();
-                let a = hub.post(&format!("/v1/rules/{id}/share"), &token,
-                    json!({"recipients": names})).await;
+                let a = hub
+                    .post(
+                        &format!("/v1/rules/{id}/share"),
+                        &token,
+                        json!({"recipients": names}),
+                    )
+                    .await;
                 model.check(t, "share", &a);
                 if a.status == StatusCode::OK {
                     let tlp = model.rules[i].tlp;
-                    assert!(!matches!(tlp, "TLP:RED" | "TLP:AMBER+STRICT"), "{tlp} was shared");
+                    assert!(
+                        !matches!(tlp, "TLP:RED" | "TLP:AMBER+STRICT"),
+                        "{tlp} was shared"
+                    );
                     let marker = model.rules[i].marker.clone();
                     model.publish(t, &marker, tlp, &recipients);
                     if tlp == "TLP:GREEN" {
@@ -182,13 +236,25 @@ async fn run(backend: Backend, total_ops: usize, seed: u64) -> (usize, Vec<Strin
             }
             5 if !own.is_empty() => {
                 let id = model.rules[*rng.pick(&own)].id.clone();
-                let a = hub.call(Method::DELETE, &format!("/v1/rules/{id}/share"), &token, None).await;
+                let a = hub
+                    .call(
+                        Method::DELETE,
+                        &format!("/v1/rules/{id}/share"),
+                        &token,
+                        None,
+                    )
+                    .await;
                 model.check(t, "unshare", &a);
             }
             6 => {
                 let opt = rng.chance(70);
-                let a = hub.put(&format!("/v1/tenants/{}/settings", TENANTS[t]), &token,
-                    json!({"sharing_opt_in": opt})).await;
+                let a = hub
+                    .put(
+                        &format!("/v1/tenants/{}/settings", TENANTS[t]),
+                        &token,
+                        json!({"sharing_opt_in": opt}),
+                    )
+                    .await;
                 model.check(t, "settings", &a);
                 if a.status == StatusCode::OK {
                     model.opted_in[t] = opt;
@@ -199,8 +265,21 @@ async fn run(backend: Backend, total_ops: usize, seed: u64) -> (usize, Vec<Strin
             }
             7 if !own.is_empty() => {
                 let id = model.rules[*rng.pick(&own)].id.clone();
-                let to = *rng.pick(&["proposed", "approved", "deployed", "draft", "deprecated", "revoked"]);
-                let a = hub.post(&format!("/v1/rules/{id}/status"), &token, json!({"status": to})).await;
+                let to = *rng.pick(&[
+                    "proposed",
+                    "approved",
+                    "deployed",
+                    "draft",
+                    "deprecated",
+                    "revoked",
+                ]);
+                let a = hub
+                    .post(
+                        &format!("/v1/rules/{id}/status"),
+                        &token,
+                        json!({"status": to}),
+                    )
+                    .await;
                 model.check(t, "status", &a);
             }
             8 => {
@@ -224,24 +303,50 @@ async fn run(backend: Backend, total_ops: usize, seed: u64) -> (usize, Vec<Strin
                     assert_eq!(a.body, not_found_rule(&cid));
                 }
                 if rng.chance(50) {
-                    let a = hub.post(&format!("/v1/community/rules/{cid}/import"), &token, json!({})).await;
+                    let a = hub
+                        .post(
+                            &format!("/v1/community/rules/{cid}/import"),
+                            &token,
+                            json!({}),
+                        )
+                        .await;
                     model.check(t, "import", &a);
                     if a.status == StatusCode::NOT_FOUND {
                         assert_eq!(a.body, not_found_rule(&cid));
                     }
                     if a.status == StatusCode::CREATED {
                         let id = a.json()["id"].as_str().unwrap().to_string();
-                        let marker = regex::Regex::new(r"MKx\d+x").unwrap()
-                            .find(&a.body).map(|m| m.as_str().to_string()).unwrap_or_default();
-                        let tlp = TLPS.iter().find(|l| a.json()["tlp"] == **l).copied().unwrap();
-                        model.rules.push(Rule { tenant: t, id, marker, tlp, community: None });
+                        let marker = regex::Regex::new(r"MKx\d+x")
+                            .unwrap()
+                            .find(&a.body)
+                            .map(|m| m.as_str().to_string())
+                            .unwrap_or_default();
+                        let tlp = TLPS
+                            .iter()
+                            .find(|l| a.json()["tlp"] == **l)
+                            .copied()
+                            .unwrap();
+                        model.rules.push(Rule {
+                            tenant: t,
+                            id,
+                            marker,
+                            tlp,
+                            community: None,
+                        });
                     }
                 }
             }
             11 if any_rule.is_some() => {
                 // Read any tenant's rule through every per-rule endpoint.
                 let (owner, id) = any_rule.clone().unwrap();
-                let path = *rng.pick(&["", "/versions", "/versions/1", "/audit", "/quality", "/pending"]);
+                let path = *rng.pick(&[
+                    "",
+                    "/versions",
+                    "/versions/1",
+                    "/audit",
+                    "/quality",
+                    "/pending",
+                ]);
                 let a = hub.get(&format!("/v1/rules/{id}{path}"), &token).await;
                 model.check(t, "rule read", &a);
                 if owner != t {
@@ -252,12 +357,26 @@ async fn run(backend: Backend, total_ops: usize, seed: u64) -> (usize, Vec<Strin
             12 if any_rule.is_some() => {
                 let (owner, id) = any_rule.clone().unwrap();
                 let (method, path, body) = match rng.below(4) {
-                    0 => (Method::POST, format!("/v1/rules/{id}/verdicts"),
-                        Some(json!({"verdict": "false_positive"}))),
-                    1 => (Method::POST, format!("/v1/rules/{id}/share/preview"), Some(json!({}))),
-                    2 => (Method::POST, format!("/v1/rules/{id}/status"), Some(json!({"status": "proposed"}))),
-                    _ => (Method::POST, format!("/v1/rules/{id}/versions"),
-                        Some(json!({"text": sigma_rule("probe")}))),
+                    0 => (
+                        Method::POST,
+                        format!("/v1/rules/{id}/verdicts"),
+                        Some(json!({"verdict": "false_positive"})),
+                    ),
+                    1 => (
+                        Method::POST,
+                        format!("/v1/rules/{id}/share/preview"),
+                        Some(json!({})),
+                    ),
+                    2 => (
+                        Method::POST,
+                        format!("/v1/rules/{id}/status"),
+                        Some(json!({"status": "proposed"})),
+                    ),
+                    _ => (
+                        Method::POST,
+                        format!("/v1/rules/{id}/versions"),
+                        Some(json!({"text": sigma_rule("probe")})),
+                    ),
                 };
                 let a = hub.call(method, &path, &token, body).await;
                 model.check(t, "rule write", &a);
@@ -265,8 +384,12 @@ async fn run(backend: Backend, total_ops: usize, seed: u64) -> (usize, Vec<Strin
                     assert_eq!(a.body, not_found_rule(&id));
                 }
                 if owner != t {
-                    assert!(matches!(a.status, StatusCode::NOT_FOUND | StatusCode::FORBIDDEN),
-                        "foreign write answered {}: {}", a.status, a.body);
+                    assert!(
+                        matches!(a.status, StatusCode::NOT_FOUND | StatusCode::FORBIDDEN),
+                        "foreign write answered {}: {}",
+                        a.status,
+                        a.body
+                    );
                     if a.status == StatusCode::FORBIDDEN {
                         // A role refusal must read the same for own and foreign rules.
                         assert_eq!(a.json()["code"], "forbidden_role");
@@ -275,7 +398,12 @@ async fn run(backend: Backend, total_ops: usize, seed: u64) -> (usize, Vec<Strin
             }
             13 => {
                 let other = rng.below(TENANTS.len());
-                let a = hub.get(&format!("/v1/tenants/{}/deployable", TENANTS[other]), &token).await;
+                let a = hub
+                    .get(
+                        &format!("/v1/tenants/{}/deployable", TENANTS[other]),
+                        &token,
+                    )
+                    .await;
                 model.check(t, "deployable", &a);
                 assert_eq!(a.status == StatusCode::OK, other == t);
             }
@@ -298,8 +426,16 @@ async fn run(backend: Backend, total_ops: usize, seed: u64) -> (usize, Vec<Strin
 async fn no_private_or_restricted_rule_ever_reaches_another_tenant() {
     for backend in backends() {
         let (ops, leaks) = run(backend, 10_000, 0x150_1a7e).await;
-        eprintln!("isolation on {backend:?}: {ops} operations, {} leaks", leaks.len());
+        eprintln!(
+            "isolation on {backend:?}: {ops} operations, {} leaks",
+            leaks.len()
+        );
         assert!(ops >= 10_000);
-        assert!(leaks.is_empty(), "{} leaks, first: {:?}", leaks.len(), &leaks[..leaks.len().min(5)]);
+        assert!(
+            leaks.is_empty(),
+            "{} leaks, first: {:?}",
+            leaks.len(),
+            &leaks[..leaks.len().min(5)]
+        );
     }
 }

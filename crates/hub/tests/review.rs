@@ -26,7 +26,11 @@ async fn tenant(hub: &Hub, id: &str, opt_in: bool) -> Tenant {
     };
     if opt_in {
         let r = hub
-            .put(&format!("/v1/tenants/{id}/settings"), &t.admin, json!({"sharing_opt_in": true}))
+            .put(
+                &format!("/v1/tenants/{id}/settings"),
+                &t.admin,
+                json!({"sharing_opt_in": true}),
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     }
@@ -45,7 +49,12 @@ async fn create(hub: &Hub, t: &Tenant, marker: &str, tlp: &str, extra: Value) ->
 }
 
 async fn status(hub: &Hub, token: &str, id: &str, to: &str) -> common::Answer {
-    hub.post(&format!("/v1/rules/{id}/status"), token, json!({"status": to})).await
+    hub.post(
+        &format!("/v1/rules/{id}/status"),
+        token,
+        json!({"status": to}),
+    )
+    .await
 }
 
 async fn approve(hub: &Hub, t: &Tenant, id: &str) {
@@ -56,17 +65,29 @@ async fn approve(hub: &Hub, t: &Tenant, id: &str) {
 }
 
 async fn deployable(hub: &Hub, t: &Tenant) -> Value {
-    let r = hub.get(&format!("/v1/tenants/{}/deployable", t.id), &t.eng).await;
+    let r = hub
+        .get(&format!("/v1/tenants/{}/deployable", t.id), &t.eng)
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     r.json()
 }
 
 fn ids(bundle: &Value) -> Vec<String> {
-    bundle["rules"].as_array().unwrap().iter().map(|r| r["hub_rule_id"].as_str().unwrap().to_string()).collect()
+    bundle["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["hub_rule_id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 async fn share(hub: &Hub, t: &Tenant, id: &str, recipients: &[&str]) -> common::Answer {
-    hub.post(&format!("/v1/rules/{id}/share"), &t.eng, json!({"recipients": recipients})).await
+    hub.post(
+        &format!("/v1/rules/{id}/share"),
+        &t.eng,
+        json!({"recipients": recipients}),
+    )
+    .await
 }
 
 async fn for_each_backend<F, Fut>(f: F)
@@ -90,13 +111,22 @@ async fn imported_rule_is_not_deployed_before_a_reviewer_approves_it() {
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         let cid = r.json()["community_id"].as_str().unwrap().to_string();
 
-        let r = hub.post(&format!("/v1/community/rules/{cid}/import"), &b.eng, json!({})).await;
+        let r = hub
+            .post(
+                &format!("/v1/community/rules/{cid}/import"),
+                &b.eng,
+                json!({}),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         let copy = r.json();
         assert_eq!(copy["status"], "proposed");
         assert_eq!(copy["origin"], "community");
         let copy_id = copy["id"].as_str().unwrap().to_string();
-        assert!(ids(&deployable(&hub, &b).await).is_empty(), "proposed import must not deploy");
+        assert!(
+            ids(&deployable(&hub, &b).await).is_empty(),
+            "proposed import must not deploy"
+        );
 
         // The engineer may not approve; the reviewer may.
         let r = status(&hub, &b.eng, &copy_id, "approved").await;
@@ -144,7 +174,11 @@ async fn a_new_version_leaves_the_deployable_set_until_approved_again() {
         approve(&hub, &a, &rid).await;
         assert_eq!(ids(&deployable(&hub, &a).await), vec![rid.clone()]);
         let r = hub
-            .post(&format!("/v1/rules/{rid}/versions"), &a.eng, json!({"text": sigma_rule("MKv2")}))
+            .post(
+                &format!("/v1/rules/{rid}/versions"),
+                &a.eng,
+                json!({"text": sigma_rule("MKv2")}),
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         assert_eq!(r.json()["status"], "draft");
@@ -153,7 +187,10 @@ async fn a_new_version_leaves_the_deployable_set_until_approved_again() {
         approve(&hub, &a, &rid).await;
         let bundle = deployable(&hub, &a).await;
         assert_eq!(bundle["rules"][0]["version"], 2);
-        assert!(bundle["rules"][0]["text"].as_str().unwrap().contains("MKv2"));
+        assert!(bundle["rules"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("MKv2"));
     })
     .await;
 }
@@ -165,9 +202,23 @@ async fn a_rule_past_valid_until_leaves_the_deployable_set() {
         let a = tenant(&hub, "alpha", false).await;
         let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
         let past = (chrono::Utc::now() - chrono::Duration::seconds(60)).to_rfc3339();
-        let short = create(&hub, &a, "MKshort", "TLP:AMBER", json!({"valid_until": soon})).await;
+        let short = create(
+            &hub,
+            &a,
+            "MKshort",
+            "TLP:AMBER",
+            json!({"valid_until": soon}),
+        )
+        .await;
         let lasting = create(&hub, &a, "MKlasting", "TLP:AMBER", json!({})).await;
-        let expired = create(&hub, &a, "MKexpired", "TLP:AMBER", json!({"valid_until": past})).await;
+        let expired = create(
+            &hub,
+            &a,
+            "MKexpired",
+            "TLP:AMBER",
+            json!({"valid_until": past}),
+        )
+        .await;
         for id in [&short, &lasting, &expired] {
             approve(&hub, &a, id).await;
         }
@@ -178,7 +229,10 @@ async fn a_rule_past_valid_until_leaves_the_deployable_set() {
         tokio::time::sleep(Duration::from_millis(2300)).await;
         let after = deployable(&hub, &a).await;
         assert_eq!(ids(&after), vec![lasting.clone()]);
-        assert_ne!(before["version"], after["version"], "expiry must change the bundle version");
+        assert_ne!(
+            before["version"], after["version"],
+            "expiry must change the bundle version"
+        );
     })
     .await;
 }
@@ -191,8 +245,13 @@ async fn etag_conditional_get_and_long_poll() {
         let path = "/v1/tenants/alpha/deployable";
         let first = hub.get(path, &a.eng).await;
         let etag = first.headers["etag"].to_str().unwrap().to_string();
-        assert_eq!(etag, format!("\"{}\"", first.json()["version"].as_str().unwrap()));
-        let r = hub.call_h(Method::GET, path, &a.eng, None, &[("if-none-match", &etag)]).await;
+        assert_eq!(
+            etag,
+            format!("\"{}\"", first.json()["version"].as_str().unwrap())
+        );
+        let r = hub
+            .call_h(Method::GET, path, &a.eng, None, &[("if-none-match", &etag)])
+            .await;
         assert_eq!(r.status, StatusCode::NOT_MODIFIED);
 
         let rid = create(&hub, &a, "MKpoll", "TLP:GREEN", json!({})).await;
@@ -219,20 +278,34 @@ async fn etag_conditional_get_and_long_poll() {
         assert_eq!(r.status, StatusCode::OK);
         let (code, elapsed) = waiter.await.unwrap();
         assert_eq!(code, StatusCode::OK);
-        assert!(elapsed < Duration::from_secs(5), "long poll answered after {elapsed:?}");
+        assert!(
+            elapsed < Duration::from_secs(5),
+            "long poll answered after {elapsed:?}"
+        );
 
         // Unchanged set with a short wait: 304 after about the wait.
         let now = hub.get(path, &a.eng).await;
         let etag = now.headers["etag"].to_str().unwrap().to_string();
-        let r = hub.call_h(Method::GET, &format!("{path}?wait=1"), &a.eng, None,
-            &[("if-none-match", &etag)]).await;
+        let r = hub
+            .call_h(
+                Method::GET,
+                &format!("{path}?wait=1"),
+                &a.eng,
+                None,
+                &[("if-none-match", &etag)],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::NOT_MODIFIED);
         // Another tenant's set is not found, exactly like a tenant that does not exist.
         let b = tenant(&hub, "beta", false).await;
         let r = hub.get(path, &b.eng).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
-        assert_eq!(r.body, json!({"code": "not_found",
-            "message": "no tenant 'alpha' is visible to you; use your own tenant id"}).to_string());
+        assert_eq!(
+            r.body,
+            json!({"code": "not_found",
+            "message": "no tenant 'alpha' is visible to you; use your own tenant id"})
+            .to_string()
+        );
     })
     .await;
 }
@@ -260,51 +333,103 @@ async fn tlp_decides_who_sees_a_shared_rule() {
         let amber_cid = r.json()["community_id"].as_str().unwrap().to_string();
         let green = create(&hub, &a, "MKgreen", "TLP:GREEN", json!({})).await;
         let green_cid = share(&hub, &a, &green, &[]).await.json()["community_id"]
-            .as_str().unwrap().to_string();
+            .as_str()
+            .unwrap()
+            .to_string();
         let clear = create(&hub, &a, "MKclear", "TLP:CLEAR", json!({})).await;
         let clear_cid = share(&hub, &a, &clear, &[]).await.json()["community_id"]
-            .as_str().unwrap().to_string();
+            .as_str()
+            .unwrap()
+            .to_string();
 
         let titles = |v: Value| -> Vec<String> {
-            let mut t: Vec<String> = v["rules"].as_array().unwrap().iter()
-                .map(|r| r["title"].as_str().unwrap().to_string()).collect();
+            let mut t: Vec<String> = v["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["title"].as_str().unwrap().to_string())
+                .collect();
             t.sort();
             t
         };
-        assert_eq!(titles(hub.get("/v1/community/rules", &b.eng).await.json()),
-            vec!["Suspicious MKamber", "Suspicious MKclear", "Suspicious MKgreen"]);
-        assert_eq!(titles(hub.get("/v1/community/rules", &c.eng).await.json()),
-            vec!["Suspicious MKclear"]);
-        assert_eq!(titles(hub.get("/v1/community/rules", &d.eng).await.json()),
-            vec!["Suspicious MKclear", "Suspicious MKgreen"]);
+        assert_eq!(
+            titles(hub.get("/v1/community/rules", &b.eng).await.json()),
+            vec![
+                "Suspicious MKamber",
+                "Suspicious MKclear",
+                "Suspicious MKgreen"
+            ]
+        );
+        assert_eq!(
+            titles(hub.get("/v1/community/rules", &c.eng).await.json()),
+            vec!["Suspicious MKclear"]
+        );
+        assert_eq!(
+            titles(hub.get("/v1/community/rules", &d.eng).await.json()),
+            vec!["Suspicious MKclear", "Suspicious MKgreen"]
+        );
 
         // Invisible and nonexistent answer the same way.
-        let hidden = hub.get(&format!("/v1/community/rules/{amber_cid}"), &d.eng).await;
+        let hidden = hub
+            .get(&format!("/v1/community/rules/{amber_cid}"), &d.eng)
+            .await;
         let missing = hub.get("/v1/community/rules/c_doesnotexist", &d.eng).await;
         assert_eq!(hidden.status, StatusCode::NOT_FOUND);
         assert_eq!(hidden.status, missing.status);
-        assert_eq!(hidden.body.replace(&amber_cid, "X"), missing.body.replace("c_doesnotexist", "X"));
-        let r = hub.get(&format!("/v1/community/rules/{green_cid}"), &c.eng).await;
+        assert_eq!(
+            hidden.body.replace(&amber_cid, "X"),
+            missing.body.replace("c_doesnotexist", "X")
+        );
+        let r = hub
+            .get(&format!("/v1/community/rules/{green_cid}"), &c.eng)
+            .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
-        let r = hub.get(&format!("/v1/community/rules/{clear_cid}"), &c.eng).await;
+        let r = hub
+            .get(&format!("/v1/community/rules/{clear_cid}"), &c.eng)
+            .await;
         assert_eq!(r.status, StatusCode::OK);
         assert!(r.json().get("owner_tenant_id").is_none());
-        assert!(!r.body.contains("alpha"), "owner identity leaked: {}", r.body);
+        assert!(
+            !r.body.contains("alpha"),
+            "owner identity leaked: {}",
+            r.body
+        );
 
         // AMBER recipients may import but not share on, nor weaken the label.
-        let r = hub.post(&format!("/v1/community/rules/{amber_cid}/import"), &b.eng, json!({})).await;
+        let r = hub
+            .post(
+                &format!("/v1/community/rules/{amber_cid}/import"),
+                &b.eng,
+                json!({}),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         let copy = r.json()["id"].as_str().unwrap().to_string();
         let r = share(&hub, &b, &copy, &["delta"]).await;
         assert_eq!(r.status, StatusCode::CONFLICT);
         assert_eq!(r.json()["code"], "tlp_forbids_sharing");
-        let r = hub.post(&format!("/v1/rules/{copy}/versions"), &b.eng,
-            json!({"tlp": "TLP:GREEN"})).await;
+        let r = hub
+            .post(
+                &format!("/v1/rules/{copy}/versions"),
+                &b.eng,
+                json!({"tlp": "TLP:GREEN"}),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(r.json()["code"], "tlp_weaker_than_source");
-        let r = hub.post(&format!("/v1/rules/{copy}/versions"), &b.eng,
-            json!({"tlp": "TLP:RED"})).await;
-        assert_eq!(r.status, StatusCode::CREATED, "a stricter label is fine: {}", r.body);
+        let r = hub
+            .post(
+                &format!("/v1/rules/{copy}/versions"),
+                &b.eng,
+                json!({"tlp": "TLP:RED"}),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "a stricter label is fine: {}",
+            r.body
+        );
         let _ = c;
     })
     .await;
@@ -320,20 +445,53 @@ async fn opting_out_revokes_shared_rules_for_everyone() {
         let r = share(&hub, &a, &rid, &[]).await;
         assert_eq!(r.status, StatusCode::CONFLICT);
         assert_eq!(r.json()["code"], "sharing_disabled");
-        hub.put("/v1/tenants/alpha/settings", &a.admin, json!({"sharing_opt_in": true})).await;
-        let cid = share(&hub, &a, &rid, &[]).await.json()["community_id"].as_str().unwrap().to_string();
-        let copy = hub.post(&format!("/v1/community/rules/{cid}/import"), &b.eng, json!({})).await
-            .json()["id"].as_str().unwrap().to_string();
+        hub.put(
+            "/v1/tenants/alpha/settings",
+            &a.admin,
+            json!({"sharing_opt_in": true}),
+        )
+        .await;
+        let cid = share(&hub, &a, &rid, &[]).await.json()["community_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let copy = hub
+            .post(
+                &format!("/v1/community/rules/{cid}/import"),
+                &b.eng,
+                json!({}),
+            )
+            .await
+            .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let r = status(&hub, &b.rev, &copy, "approved").await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert_eq!(ids(&deployable(&hub, &b).await), vec![copy.clone()]);
 
-        let r = hub.put("/v1/tenants/alpha/settings", &a.admin, json!({"sharing_opt_in": false})).await;
+        let r = hub
+            .put(
+                "/v1/tenants/alpha/settings",
+                &a.admin,
+                json!({"sharing_opt_in": false}),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK);
-        assert_eq!(hub.get("/v1/community/rules", &b.eng).await.json()["count"], 0);
-        assert_eq!(hub.get(&format!("/v1/community/rules/{cid}"), &b.eng).await.status,
-            StatusCode::NOT_FOUND);
-        assert_eq!(hub.get(&format!("/v1/rules/{copy}"), &b.eng).await.json()["status"], "revoked");
+        assert_eq!(
+            hub.get("/v1/community/rules", &b.eng).await.json()["count"],
+            0
+        );
+        assert_eq!(
+            hub.get(&format!("/v1/community/rules/{cid}"), &b.eng)
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            hub.get(&format!("/v1/rules/{copy}"), &b.eng).await.json()["status"],
+            "revoked"
+        );
         assert!(ids(&deployable(&hub, &b).await).is_empty());
     })
     .await;
@@ -346,31 +504,69 @@ async fn upstream_update_arrives_as_a_pending_change_and_keeps_local_tuning() {
         let a = tenant(&hub, "alpha", true).await;
         let b = tenant(&hub, "beta", true).await;
         let rid = create(&hub, &a, "MKup1", "TLP:GREEN", json!({})).await;
-        let cid = share(&hub, &a, &rid, &[]).await.json()["community_id"].as_str().unwrap().to_string();
-        let copy = hub.post(&format!("/v1/community/rules/{cid}/import"), &b.eng, json!({})).await
-            .json()["id"].as_str().unwrap().to_string();
-        let tuned = format!("{}  filter_local:\n    User: 'svc_scan'\n",
-            sigma_rule("MKup1").replace("condition: selection", "condition: selection and not filter_local")
-                .replace("level: high\n", ""));
+        let cid = share(&hub, &a, &rid, &[]).await.json()["community_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let copy = hub
+            .post(
+                &format!("/v1/community/rules/{cid}/import"),
+                &b.eng,
+                json!({}),
+            )
+            .await
+            .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let tuned = format!(
+            "{}  filter_local:\n    User: 'svc_scan'\n",
+            sigma_rule("MKup1")
+                .replace(
+                    "condition: selection",
+                    "condition: selection and not filter_local"
+                )
+                .replace("level: high\n", "")
+        );
         let tuned = format!("{tuned}level: high\n");
-        let r = hub.post(&format!("/v1/rules/{copy}/versions"), &b.eng, json!({"text": tuned})).await;
+        let r = hub
+            .post(
+                &format!("/v1/rules/{copy}/versions"),
+                &b.eng,
+                json!({"text": tuned}),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         approve(&hub, &b, &copy).await;
 
-        let r = hub.post(&format!("/v1/rules/{rid}/versions"), &a.eng,
-            json!({"text": sigma_rule("MKup2")})).await;
+        let r = hub
+            .post(
+                &format!("/v1/rules/{rid}/versions"),
+                &a.eng,
+                json!({"text": sigma_rule("MKup2")}),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED);
         let r = share(&hub, &a, &rid, &[]).await;
         assert_eq!(r.json()["version"], 2);
 
         // Nothing was overwritten: the tuned copy still deploys as approved.
         let bundle = deployable(&hub, &b).await;
-        assert!(bundle["rules"][0]["text"].as_str().unwrap().contains("svc_scan"));
-        let pending = hub.get(&format!("/v1/rules/{copy}/pending"), &b.rev).await.json();
+        assert!(bundle["rules"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("svc_scan"));
+        let pending = hub
+            .get(&format!("/v1/rules/{copy}/pending"), &b.rev)
+            .await
+            .json();
         let p = &pending["pending"][0];
         assert_eq!(p["upstream_version"], 2);
         assert_eq!(p["merge_required"], true);
-        assert!(p["upstream_diff"].as_str().unwrap().contains("+title: Suspicious MKup2"));
+        assert!(p["upstream_diff"]
+            .as_str()
+            .unwrap()
+            .contains("+title: Suspicious MKup2"));
         let pid = p["id"].as_str().unwrap().to_string();
         let accept = format!("/v1/rules/{copy}/pending/{pid}/accept");
         let r = hub.call(Method::POST, &accept, &b.rev, None).await;
@@ -391,7 +587,10 @@ async fn upstream_update_arrives_as_a_pending_change_and_keeps_local_tuning() {
 #[tokio::test]
 async fn false_positives_without_true_positives_flag_the_shared_rule() {
     for_each_backend(|backend| async move {
-        let config = HubConfig { flag_false_positives: 3, ..HubConfig::default() };
+        let config = HubConfig {
+            flag_false_positives: 3,
+            ..HubConfig::default()
+        };
         let hub = Hub::start_with(backend, config).await;
         let a = tenant(&hub, "alpha", true).await;
         let b = tenant(&hub, "beta", true).await;
@@ -399,34 +598,80 @@ async fn false_positives_without_true_positives_flag_the_shared_rule() {
         let good = create(&hub, &a, "MKgood", "TLP:GREEN", json!({})).await;
         let mut copies = Vec::new();
         for id in [&noisy, &good] {
-            let cid = share(&hub, &a, id, &[]).await.json()["community_id"].as_str().unwrap().to_string();
-            copies.push(hub.post(&format!("/v1/community/rules/{cid}/import"), &b.eng, json!({}))
-                .await.json()["id"].as_str().unwrap().to_string());
+            let cid = share(&hub, &a, id, &[]).await.json()["community_id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            copies.push(
+                hub.post(
+                    &format!("/v1/community/rules/{cid}/import"),
+                    &b.eng,
+                    json!({}),
+                )
+                .await
+                .json()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
         }
-        let r = hub.post(&format!("/v1/rules/{}/verdicts", copies[0]), &b.eng,
-            json!({"verdict": "false_positive", "count": 2})).await;
+        let r = hub
+            .post(
+                &format!("/v1/rules/{}/verdicts", copies[0]),
+                &b.eng,
+                json!({"verdict": "false_positive", "count": 2}),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        let q = hub.get(&format!("/v1/rules/{noisy}/quality"), &a.eng).await.json();
+        let q = hub
+            .get(&format!("/v1/rules/{noisy}/quality"), &a.eng)
+            .await
+            .json();
         assert_eq!(q["flagged_at"], Value::Null, "2 < threshold 3");
-        hub.post(&format!("/v1/rules/{}/verdicts", copies[0]), &b.eng,
-            json!({"verdict": "false_positive"})).await;
-        let q = hub.get(&format!("/v1/rules/{noisy}/quality"), &a.eng).await.json();
+        hub.post(
+            &format!("/v1/rules/{}/verdicts", copies[0]),
+            &b.eng,
+            json!({"verdict": "false_positive"}),
+        )
+        .await;
+        let q = hub
+            .get(&format!("/v1/rules/{noisy}/quality"), &a.eng)
+            .await
+            .json();
         assert!(q["flagged_at"].is_string(), "{q}");
         assert_eq!(q["community"]["false_positive"], 3);
         assert_eq!(q["community"]["precision"], 0.0);
         assert_eq!(q["tenant"]["volume"], 0, "the owner posted nothing itself");
 
-        hub.post(&format!("/v1/rules/{}/verdicts", copies[1]), &b.eng,
-            json!({"verdict": "true_positive"})).await;
-        hub.post(&format!("/v1/rules/{}/verdicts", copies[1]), &b.eng,
-            json!({"verdict": "false_positive", "count": 5})).await;
-        let q = hub.get(&format!("/v1/rules/{good}/quality"), &a.eng).await.json();
+        hub.post(
+            &format!("/v1/rules/{}/verdicts", copies[1]),
+            &b.eng,
+            json!({"verdict": "true_positive"}),
+        )
+        .await;
+        hub.post(
+            &format!("/v1/rules/{}/verdicts", copies[1]),
+            &b.eng,
+            json!({"verdict": "false_positive", "count": 5}),
+        )
+        .await;
+        let q = hub
+            .get(&format!("/v1/rules/{good}/quality"), &a.eng)
+            .await
+            .json();
         assert_eq!(q["flagged_at"], Value::Null);
         // 1 tp / (1 tp + 5 fp)
         assert!((q["community"]["precision"].as_f64().unwrap() - 1.0 / 6.0).abs() < 1e-9);
-        let q = hub.get(&format!("/v1/rules/{}/quality", copies[1]), &b.eng).await.json();
+        let q = hub
+            .get(&format!("/v1/rules/{}/quality", copies[1]), &b.eng)
+            .await
+            .json();
         assert_eq!(q["tenant"]["volume"], 6);
-        assert_eq!(q["flagged_at"], Value::Null, "importers are not told about flags");
+        assert_eq!(
+            q["flagged_at"],
+            Value::Null,
+            "importers are not told about flags"
+        );
     })
     .await;
 }
@@ -437,21 +682,57 @@ async fn every_state_change_is_audited_with_hash_and_diff() {
         let hub = Hub::start(backend).await;
         let a = tenant(&hub, "alpha", false).await;
         let rid = create(&hub, &a, "MKaudit1", "TLP:AMBER", json!({})).await;
-        hub.post(&format!("/v1/rules/{rid}/versions"), &a.eng,
-            json!({"text": sigma_rule("MKaudit2"), "comment": "tighter"})).await;
+        hub.post(
+            &format!("/v1/rules/{rid}/versions"),
+            &a.eng,
+            json!({"text": sigma_rule("MKaudit2"), "comment": "tighter"}),
+        )
+        .await;
         approve(&hub, &a, &rid).await;
-        let audit = hub.get(&format!("/v1/rules/{rid}/audit"), &a.eng).await.json();
+        let audit = hub
+            .get(&format!("/v1/rules/{rid}/audit"), &a.eng)
+            .await
+            .json();
         let records = audit["records"].as_array().unwrap();
-        let actions: Vec<&str> = records.iter().map(|r| r["action"].as_str().unwrap()).collect();
-        assert_eq!(actions, vec!["rule.created", "version.created", "status.proposed", "status.approved"]);
-        let versions = hub.get(&format!("/v1/rules/{rid}/versions"), &a.eng).await.json();
-        assert_eq!(records[0]["version_hash"], versions["versions"][0]["version_hash"]);
-        assert_eq!(records[1]["version_hash"], versions["versions"][1]["version_hash"]);
+        let actions: Vec<&str> = records
+            .iter()
+            .map(|r| r["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            actions,
+            vec![
+                "rule.created",
+                "version.created",
+                "status.proposed",
+                "status.approved"
+            ]
+        );
+        let versions = hub
+            .get(&format!("/v1/rules/{rid}/versions"), &a.eng)
+            .await
+            .json();
+        assert_eq!(
+            records[0]["version_hash"],
+            versions["versions"][0]["version_hash"]
+        );
+        assert_eq!(
+            records[1]["version_hash"],
+            versions["versions"][1]["version_hash"]
+        );
         let diff = records[1]["diff"].as_str().unwrap();
-        assert!(diff.contains("-    CommandLine|contains: 'MKaudit1'"), "{diff}");
-        assert!(diff.contains("+    CommandLine|contains: 'MKaudit2'"), "{diff}");
+        assert!(
+            diff.contains("-    CommandLine|contains: 'MKaudit1'"),
+            "{diff}"
+        );
+        assert!(
+            diff.contains("+    CommandLine|contains: 'MKaudit2'"),
+            "{diff}"
+        );
         assert!(diff.contains("# comment: tighter"));
-        assert!(records[3]["actor"].as_str().unwrap().starts_with("alpha-rev ("));
+        assert!(records[3]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("alpha-rev ("));
         assert_eq!(records[3]["diff"], "-status: proposed\n+status: approved\n");
     })
     .await;
@@ -462,18 +743,41 @@ async fn errors_are_json_with_a_stable_code() {
     let hub = Hub::start(Backend::Sqlite).await;
     let a = tenant(&hub, "alpha", false).await;
     let r = hub.get("/v1/rules", "nope").await;
-    assert_eq!((r.status, r.json()["code"].clone()), (StatusCode::UNAUTHORIZED, json!("unauthorized")));
-    let r = hub.post("/v1/rules", &a.eng, json!({"kind": "sigma", "text": "title: x\n",
-        "tlp": "TLP:GREEN", "confidence": 5})).await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("unauthorized"))
+    );
+    let r = hub
+        .post(
+            "/v1/rules",
+            &a.eng,
+            json!({"kind": "sigma", "text": "title: x\n",
+        "tlp": "TLP:GREEN", "confidence": 5}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json()["code"], "rule_invalid");
     let message = r.json()["message"].as_str().unwrap().to_string();
-    assert!(message.starts_with("the sigma rule does not compile: "), "{message}");
-    assert!(message.ends_with("; fix the text and send it again"), "{message}");
-    let r = hub.post("/v1/rules", &a.eng, json!({"kind": "yara", "text": yara_rule("x", "y"),
-        "tlp": "TLP:PURPLE", "confidence": 5})).await;
+    assert!(
+        message.starts_with("the sigma rule does not compile: "),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("; fix the text and send it again"),
+        "{message}"
+    );
+    let r = hub
+        .post(
+            "/v1/rules",
+            &a.eng,
+            json!({"kind": "yara", "text": yara_rule("x", "y"),
+        "tlp": "TLP:PURPLE", "confidence": 5}),
+        )
+        .await;
     assert_eq!(r.json()["code"], "invalid_request");
-    let r = hub.post("/v1/rules", &a.eng, json!({"kind": "yara", "bogus": 1})).await;
+    let r = hub
+        .post("/v1/rules", &a.eng, json!({"kind": "yara", "bogus": 1}))
+        .await;
     assert_eq!(r.json()["code"], "invalid_request");
     let r = hub.get("/v1/nothing", &a.eng).await;
     assert_eq!(r.json()["code"], "no_such_route");

@@ -44,7 +44,10 @@ enum Class {
 
 impl Class {
     fn registered(self) -> bool {
-        matches!(self, Class::Domain | Class::Host | Class::User | Class::Range | Class::Ticket)
+        matches!(
+            self,
+            Class::Domain | Class::Host | Class::User | Class::Range | Class::Ticket
+        )
     }
 }
 
@@ -56,8 +59,14 @@ struct Seed {
 }
 
 fn seed(class: Class, rng: &mut Rng, n: usize) -> Seed {
-    let first = ["anna", "bernd", "chloe", "dmitri", "elena", "farid", "greta", "hugo"];
-    let s = |insert: String, secret: String| Seed { class, insert, secret };
+    let first = [
+        "anna", "bernd", "chloe", "dmitri", "elena", "farid", "greta", "hugo",
+    ];
+    let s = |insert: String, secret: String| Seed {
+        class,
+        insert,
+        secret,
+    };
     match class {
         Class::Domain => {
             let d = *rng.pick(&["nwtraders.local", "corp.northwind-tr.com"]);
@@ -73,14 +82,20 @@ fn seed(class: Class, rng: &mut Rng, n: usize) -> Seed {
             s(v.clone(), v)
         }
         Class::User => {
-            let v = rng.pick(&["jsmith", "svc_backup", "adm.kowalski"]).to_string();
+            let v = rng
+                .pick(&["jsmith", "svc_backup", "adm.kowalski"])
+                .to_string();
             s(v.clone(), v)
         }
         Class::Range => {
             let v = if rng.chance(50) {
                 format!("100.64.10.{}", rng.below(254) + 1)
             } else {
-                format!("fd42:dead:beef:{:x}::{:x}", rng.below(0xffff), rng.below(0xfff) + 1)
+                format!(
+                    "fd42:dead:beef:{:x}::{:x}",
+                    rng.below(0xffff),
+                    rng.below(0xfff) + 1
+                )
             };
             s(v.clone(), v)
         }
@@ -94,22 +109,41 @@ fn seed(class: Class, rng: &mut Rng, n: usize) -> Seed {
         }
         Class::Rfc1918 => {
             let v = match rng.below(3) {
-                0 => format!("10.{}.{}.{}", rng.below(256), rng.below(256), rng.below(254) + 1),
-                1 => format!("172.{}.{}.{}", 16 + rng.below(16), rng.below(256), rng.below(254) + 1),
+                0 => format!(
+                    "10.{}.{}.{}",
+                    rng.below(256),
+                    rng.below(256),
+                    rng.below(254) + 1
+                ),
+                1 => format!(
+                    "172.{}.{}.{}",
+                    16 + rng.below(16),
+                    rng.below(256),
+                    rng.below(254) + 1
+                ),
                 _ => format!("192.168.{}.{}", rng.below(256), rng.below(254) + 1),
             };
             s(v.clone(), v)
         }
         Class::Rfc4193 => {
-            let v = format!("fd{:02x}:{:x}:{:x}::{:x}", rng.below(256), 1 + rng.below(0xfffe),
-                1 + rng.below(0xfffe), 1 + rng.below(0xfff));
+            let v = format!(
+                "fd{:02x}:{:x}:{:x}::{:x}",
+                rng.below(256),
+                1 + rng.below(0xfffe),
+                1 + rng.below(0xfffe),
+                1 + rng.below(0xfff)
+            );
             s(v.clone(), v)
         }
         Class::LinkLocal => {
             let v = if rng.chance(50) {
                 format!("169.254.{}.{}", rng.below(256), rng.below(254) + 1)
             } else {
-                format!("fe80::{:x}:{:x}", 1 + rng.below(0xfffe), 1 + rng.below(0xfffe))
+                format!(
+                    "fe80::{:x}:{:x}",
+                    1 + rng.below(0xfffe),
+                    1 + rng.below(0xfffe)
+                )
             };
             s(v.clone(), v)
         }
@@ -123,7 +157,11 @@ fn seed(class: Class, rng: &mut Rng, n: usize) -> Seed {
             s(user.clone(), user)
         }
         Class::Unc => {
-            let host = format!("{}{}", rng.pick(&["filer", "share", "nas", "print"]), 100 + n);
+            let host = format!(
+                "{}{}",
+                rng.pick(&["filer", "share", "nas", "print"]),
+                100 + n
+            );
             s(host.clone(), host)
         }
         Class::TenantId => {
@@ -134,8 +172,17 @@ fn seed(class: Class, rng: &mut Rng, n: usize) -> Seed {
 }
 
 const ALL: [Class; 12] = [
-    Class::Domain, Class::Host, Class::User, Class::Range, Class::Ticket, Class::Rfc1918,
-    Class::Rfc4193, Class::LinkLocal, Class::Email, Class::ProfilePath, Class::Unc,
+    Class::Domain,
+    Class::Host,
+    Class::User,
+    Class::Range,
+    Class::Ticket,
+    Class::Rfc1918,
+    Class::Rfc4193,
+    Class::LinkLocal,
+    Class::Email,
+    Class::ProfilePath,
+    Class::Unc,
     Class::TenantId,
 ];
 
@@ -170,14 +217,29 @@ fn sigma(seeds: &[Seed], rng: &mut Rng) -> (String, RuleMeta) {
         }
     }
     let mut y = String::new();
-    let title = format!("Lateral movement seen {}", text_bits.first().cloned().unwrap_or_default());
+    let title = format!(
+        "Lateral movement seen {}",
+        text_bits.first().cloned().unwrap_or_default()
+    );
     y.push_str(&format!("title: {}\n", sq(&title)));
     y.push_str("id: 5f1b2c3d-0000-4000-8000-000000000001\nstatus: experimental\n");
-    let description = format!("Observed during {} by the SOC. Ask {} for context.",
-        text_bits.get(1).cloned().unwrap_or_else(|| "an incident".into()),
-        text_bits.get(2).cloned().unwrap_or_else(|| "the team".into()));
+    let description = format!(
+        "Observed during {} by the SOC. Ask {} for context.",
+        text_bits
+            .get(1)
+            .cloned()
+            .unwrap_or_else(|| "an incident".into()),
+        text_bits
+            .get(2)
+            .cloned()
+            .unwrap_or_else(|| "the team".into())
+    );
     y.push_str(&format!("description: {}\n", sq(&description)));
-    let references: Vec<String> = values.iter().take(1).map(|v| format!("https://wiki.example.org/{v}")).collect();
+    let references: Vec<String> = values
+        .iter()
+        .take(1)
+        .map(|v| format!("https://wiki.example.org/{v}"))
+        .collect();
     y.push_str("references:\n");
     for r in &references {
         y.push_str(&format!("  - {}\n", sq(r)));
@@ -207,7 +269,10 @@ fn sigma(seeds: &[Seed], rng: &mut Rng) -> (String, RuleMeta) {
         tlp: Tlp::Green,
         confidence: 60,
         valid_until: None,
-        author: format!("{} (SOC)", text_bits.first().cloned().unwrap_or_else(|| "soc".into())),
+        author: format!(
+            "{} (SOC)",
+            text_bits.first().cloned().unwrap_or_else(|| "soc".into())
+        ),
         source: "internal hunt".into(),
         references,
         attack_tags: vec!["attack.t1021.002".into()],
@@ -231,9 +296,10 @@ fn yara(seeds: &[Seed], n: usize, rng: &mut Rng) -> (String, RuleMeta) {
             _ => s.insert.clone(),
         };
         match (s.class, rng.below(4)) {
-            (Class::Rfc1918 | Class::Range, 0) if s.insert.contains('.') => {
-                strings.push(format!("$r{i} = /connect {}/", s.insert.replace('.', "\\.")))
-            }
+            (Class::Rfc1918 | Class::Range, 0) if s.insert.contains('.') => strings.push(format!(
+                "$r{i} = /connect {}/",
+                s.insert.replace('.', "\\.")
+            )),
             (_, 1) => meta_desc.push(raw),
             (_, 2) => comment.push(raw),
             _ => strings.push(format!("$s{i} = \"{}\" ascii wide", yara_escape(&raw))),
@@ -243,8 +309,11 @@ fn yara(seeds: &[Seed], n: usize, rng: &mut Rng) -> (String, RuleMeta) {
         strings.push("$fallback = \"MZ\"".into());
     }
     let description = format!("Loader used in {}", meta_desc.join(", "));
-    let mut y = format!("// hunt notes: {}\nrule hunt_{n} {{\n  meta:\n    description = \"{}\"\n  strings:\n",
-        comment.join(" "), yara_escape(&description));
+    let mut y = format!(
+        "// hunt notes: {}\nrule hunt_{n} {{\n  meta:\n    description = \"{}\"\n  strings:\n",
+        comment.join(" "),
+        yara_escape(&description)
+    );
     for s in &strings {
         y.push_str(&format!("    {s}\n"));
     }
@@ -264,7 +333,8 @@ fn yara(seeds: &[Seed], n: usize, rng: &mut Rng) -> (String, RuleMeta) {
 }
 
 fn contains_ci(hay: &str, needle: &str) -> bool {
-    hay.to_ascii_lowercase().contains(&needle.to_ascii_lowercase())
+    hay.to_ascii_lowercase()
+        .contains(&needle.to_ascii_lowercase())
 }
 
 #[test]
@@ -278,23 +348,42 @@ fn generated_rules_lose_every_sensitive_value_and_still_compile() {
     let total_rules = 240;
     for n in 0..total_rules {
         let count = 6 + rng.below(6);
-        let seeds: Vec<Seed> = (0..count).map(|i| {
-            // Cycle through every class so each gets a fair share, then shuffle the rest.
-            let class = if i < 2 { ALL[(n * 2 + i) % ALL.len()] } else { *rng.pick(&ALL) };
-            seed(class, &mut rng, n * 100 + i)
-        }).collect();
-        let kind = if n % 2 == 0 { RuleKind::Sigma } else { RuleKind::Yara };
+        let seeds: Vec<Seed> = (0..count)
+            .map(|i| {
+                // Cycle through every class so each gets a fair share, then shuffle the rest.
+                let class = if i < 2 {
+                    ALL[(n * 2 + i) % ALL.len()]
+                } else {
+                    *rng.pick(&ALL)
+                };
+                seed(class, &mut rng, n * 100 + i)
+            })
+            .collect();
+        let kind = if n % 2 == 0 {
+            RuleKind::Sigma
+        } else {
+            RuleKind::Yara
+        };
         let (text, meta) = match kind {
             RuleKind::Sigma => sigma(&seeds, &mut rng),
             RuleKind::Yara => yara(&seeds, n, &mut rng),
         };
-        validator.validate(kind, &text).unwrap_or_else(|e| panic!("template {n} invalid: {e}\n{text}"));
+        validator
+            .validate(kind, &text)
+            .unwrap_or_else(|e| panic!("template {n} invalid: {e}\n{text}"));
         let out = sanitizer.rule(kind, &text, &meta).unwrap();
         if let Err(e) = validator.validate(kind, &out.text) {
             compile_failures.push(format!("rule {n}: {e}\n{}", out.text));
         }
-        let everything = format!("{}\n{}\n{}\n{}\n{}\n{}", out.text, out.meta.title,
-            out.meta.description, out.meta.author, out.meta.source, out.meta.references.join("\n"));
+        let everything = format!(
+            "{}\n{}\n{}\n{}\n{}\n{}",
+            out.text,
+            out.meta.title,
+            out.meta.description,
+            out.meta.author,
+            out.meta.source,
+            out.meta.references.join("\n")
+        );
         for s in &seeds {
             let entry = seeded.entry(s.class).or_default();
             entry.0 += 1;
@@ -306,8 +395,12 @@ fn generated_rules_lose_every_sensitive_value_and_still_compile() {
             }
         }
     }
-    assert!(compile_failures.is_empty(), "{} sanitized rules do not compile:\n{}",
-        compile_failures.len(), compile_failures.join("\n"));
+    assert!(
+        compile_failures.is_empty(),
+        "{} sanitized rules do not compile:\n{}",
+        compile_failures.len(),
+        compile_failures.join("\n")
+    );
     let mut report = String::new();
     for (class, (seeded_n, caught)) in &seeded {
         report.push_str(&format!("{class:?}: {caught}/{seeded_n}\n"));
@@ -317,9 +410,18 @@ fn generated_rules_lose_every_sensitive_value_and_still_compile() {
         let (n, caught) = seeded[&class];
         assert!(n >= 50, "{class:?} seeded only {n} times");
         if class.registered() {
-            assert_eq!(caught, n, "registered {class:?} must always be removed:\n{}", failures.join("\n"));
+            assert_eq!(
+                caught,
+                n,
+                "registered {class:?} must always be removed:\n{}",
+                failures.join("\n")
+            );
         } else {
-            assert!(caught * 100 >= n * 99, "{class:?} caught {caught}/{n}:\n{}", failures.join("\n"));
+            assert!(
+                caught * 100 >= n * 99,
+                "{class:?} caught {caught}/{n}:\n{}",
+                failures.join("\n")
+            );
         }
     }
 }
@@ -329,15 +431,30 @@ fn generated_rules_lose_every_sensitive_value_and_still_compile() {
 fn placeholders_are_what_the_documentation_says() {
     let sanitizer = Sanitizer::new(&profile(), &[TENANT_ID.into()]).unwrap();
     let cases = [
-        (r"C:\Users\anna7\AppData\x.exe", r"C:\Users\REDACTED_USER\AppData\x.exe"),
+        (
+            r"C:\Users\anna7\AppData\x.exe",
+            r"C:\Users\REDACTED_USER\AppData\x.exe",
+        ),
         (r"\\filer9\c$\tools", r"\\REDACTED_HOST\c$\tools"),
-        ("ping 10.1.2.3 and 10.1.2.3 then 192.168.0.9", "ping 192.0.2.1 and 192.0.2.1 then 192.0.2.2"),
+        (
+            "ping 10.1.2.3 and 10.1.2.3 then 192.168.0.9",
+            "ping 192.0.2.1 and 192.0.2.1 then 192.0.2.2",
+        ),
         ("net 172.20.5.0/24", "net 192.0.2.0/24"),
         ("keep 10.0.0.0/8 and 8.8.8.8", "keep 10.0.0.0/8 and 8.8.8.8"),
-        ("mail bob@corp.northwind-tr.com", "mail redacted@example.com"),
+        (
+            "mail bob@corp.northwind-tr.com",
+            "mail redacted@example.com",
+        ),
         ("host srv1.nwtraders.local up", "host internal.example up"),
-        ("see INC-004711 with jsmith", "see REDACTED_TICKET with REDACTED_USER"),
-        ("NW-WS0042 talked to fd12:3456:789a::1", "NW-WS0042 talked to 2001:db8::1"),
+        (
+            "see INC-004711 with jsmith",
+            "see REDACTED_TICKET with REDACTED_USER",
+        ),
+        (
+            "NW-WS0042 talked to fd12:3456:789a::1",
+            "NW-WS0042 talked to 2001:db8::1",
+        ),
         ("by northwind staff", "by REDACTED_TENANT staff"),
         ("jsmithers is someone else", "jsmithers is someone else"),
     ];
@@ -348,26 +465,50 @@ fn placeholders_are_what_the_documentation_says() {
         let out = out.replace("REDACTED_HOST talked", "NW-WS0042 talked");
         assert_eq!(out, expected, "input: {input}");
     }
-    assert_eq!(sanitizer.text("NW-WS0042", &mut Default::default()), "REDACTED_HOST");
+    assert_eq!(
+        sanitizer.text("NW-WS0042", &mut Default::default()),
+        "REDACTED_HOST"
+    );
 }
 
 #[test]
 fn sigma_values_stay_valid_yaml_with_cidr_and_wildcards() {
     let sanitizer = Sanitizer::new(&profile(), &[TENANT_ID.into()]).unwrap();
-    let text = "title: 'northwind beacon'\nlogsource:\n  product: windows\ndetection:\n  sel:\n    \
+    let text =
+        "title: 'northwind beacon'\nlogsource:\n  product: windows\ndetection:\n  sel:\n    \
         DestinationIp|cidr: '10.77.3.0/24'\n    Image|endswith: 'C:\\Users\\svc_backup\\*'\n  \
         condition: sel\n";
-    let meta = RuleMeta { title: "t".into(), description: String::new(), tlp: Tlp::Green,
-        confidence: 1, valid_until: None, author: String::new(), source: String::new(),
-        references: vec![], attack_tags: vec![] };
+    let meta = RuleMeta {
+        title: "t".into(),
+        description: String::new(),
+        tlp: Tlp::Green,
+        confidence: 1,
+        valid_until: None,
+        author: String::new(),
+        source: String::new(),
+        references: vec![],
+        attack_tags: vec![],
+    };
     let out = sanitizer.rule(RuleKind::Sigma, text, &meta).unwrap();
     use saphyr::{LoadableYamlNode, Yaml};
     let doc = &Yaml::load_from_str(&out.text).unwrap()[0];
-    let sel = doc.as_mapping_get("detection").unwrap().as_mapping_get("sel").unwrap();
-    assert_eq!(sel.as_mapping_get("DestinationIp|cidr").unwrap().as_str(), Some("192.0.2.0/24"));
-    assert_eq!(sel.as_mapping_get("Image|endswith").unwrap().as_str(),
-        Some(r"C:\Users\REDACTED_USER\*"));
-    assert_eq!(doc.as_mapping_get("title").unwrap().as_str(), Some("REDACTED_TENANT beacon"));
+    let sel = doc
+        .as_mapping_get("detection")
+        .unwrap()
+        .as_mapping_get("sel")
+        .unwrap();
+    assert_eq!(
+        sel.as_mapping_get("DestinationIp|cidr").unwrap().as_str(),
+        Some("192.0.2.0/24")
+    );
+    assert_eq!(
+        sel.as_mapping_get("Image|endswith").unwrap().as_str(),
+        Some(r"C:\Users\REDACTED_USER\*")
+    );
+    assert_eq!(
+        doc.as_mapping_get("title").unwrap().as_str(),
+        Some("REDACTED_TENANT beacon")
+    );
 }
 
 #[tokio::test]
@@ -376,28 +517,62 @@ async fn share_preview_shows_the_diff_and_refuses_what_no_longer_compiles() {
     hub.tenant(TENANT_ID, TENANT_NAME).await;
     let admin = hub.user(TENANT_ID, "admin", Role::Admin).await;
     let eng = hub.user(TENANT_ID, "eng", Role::Engineer).await;
-    let r = hub.put("/v1/tenants/northwind/profile", &admin, serde_json::to_value(profile()).unwrap()).await;
+    let r = hub
+        .put(
+            "/v1/tenants/northwind/profile",
+            &admin,
+            serde_json::to_value(profile()).unwrap(),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    hub.put("/v1/tenants/northwind/settings", &admin, json!({"sharing_opt_in": true})).await;
+    hub.put(
+        "/v1/tenants/northwind/settings",
+        &admin,
+        json!({"sharing_opt_in": true}),
+    )
+    .await;
     let text = "title: beacon\nlogsource:\n  product: windows\ndetection:\n  sel:\n    \
         CommandLine|contains: 'jsmith'\n  condition: sel\n";
-    let r = hub.post("/v1/rules", &eng, json!({"kind": "sigma", "text": text, "tlp": "GREEN",
-        "confidence": 40})).await;
+    let r = hub
+        .post(
+            "/v1/rules",
+            &eng,
+            json!({"kind": "sigma", "text": text, "tlp": "GREEN",
+        "confidence": 40}),
+        )
+        .await;
     let id = r.json()["id"].as_str().unwrap().to_string();
-    let p = hub.post(&format!("/v1/rules/{id}/share/preview"), &eng, json!({})).await.json();
+    let p = hub
+        .post(&format!("/v1/rules/{id}/share/preview"), &eng, json!({}))
+        .await
+        .json();
     assert_eq!(p["compiles"], true);
     assert_eq!(p["replacements"]["user_name"], 1);
-    assert!(p["diff"].as_str().unwrap().contains("-    CommandLine|contains: 'jsmith'"));
-    assert!(p["sanitized"]["text"].as_str().unwrap().contains("REDACTED_USER"));
+    assert!(p["diff"]
+        .as_str()
+        .unwrap()
+        .contains("-    CommandLine|contains: 'jsmith'"));
+    assert!(p["sanitized"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("REDACTED_USER"));
 
     // A selection named after a registered user is renamed together with the condition
     // that names it, so the rule still compiles and may be shared.
     let renamed = "title: x\nlogsource:\n  product: windows\ndetection:\n  jsmith: {User: a}\n  \
         condition: jsmith\n";
-    let r = hub.post("/v1/rules", &eng, json!({"kind": "sigma", "text": renamed, "tlp": "GREEN",
-        "confidence": 40})).await;
+    let r = hub
+        .post(
+            "/v1/rules",
+            &eng,
+            json!({"kind": "sigma", "text": renamed, "tlp": "GREEN",
+        "confidence": 40}),
+        )
+        .await;
     let ok_id = r.json()["id"].as_str().unwrap().to_string();
-    let r = hub.post(&format!("/v1/rules/{ok_id}/share"), &eng, json!({})).await;
+    let r = hub
+        .post(&format!("/v1/rules/{ok_id}/share"), &eng, json!({}))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
@@ -420,26 +595,59 @@ async fn sharing_is_refused_with_the_reason_when_the_sanitized_rule_does_not_com
         db_url: format!("sqlite://{}?mode=rwc", dir.path().join("h.db").display()),
         ..Default::default()
     };
-    let state = foundry_hub::open(config, std::sync::Arc::new(RejectsPlaceholder)).await.unwrap();
-    let hub = Hub { router: foundry_hub::router(state.clone()), state, backend: Backend::Sqlite,
-        _dir: None };
+    let state = foundry_hub::open(config, std::sync::Arc::new(RejectsPlaceholder))
+        .await
+        .unwrap();
+    let hub = Hub {
+        router: foundry_hub::router(state.clone()),
+        state,
+        backend: Backend::Sqlite,
+        _dir: None,
+    };
     hub.tenant(TENANT_ID, TENANT_NAME).await;
     let admin = hub.user(TENANT_ID, "admin", Role::Admin).await;
     let eng = hub.user(TENANT_ID, "eng", Role::Engineer).await;
-    hub.put("/v1/tenants/northwind/profile", &admin, serde_json::to_value(profile()).unwrap()).await;
-    hub.put("/v1/tenants/northwind/settings", &admin, json!({"sharing_opt_in": true})).await;
+    hub.put(
+        "/v1/tenants/northwind/profile",
+        &admin,
+        serde_json::to_value(profile()).unwrap(),
+    )
+    .await;
+    hub.put(
+        "/v1/tenants/northwind/settings",
+        &admin,
+        json!({"sharing_opt_in": true}),
+    )
+    .await;
     let text = "title: t\nlogsource:\n  product: windows\ndetection:\n  sel:\n    \
         User: 'svc_backup'\n  condition: sel\n";
-    let r = hub.post("/v1/rules", &eng, json!({"kind": "sigma", "text": text, "tlp": "CLEAR",
-        "confidence": 40})).await;
+    let r = hub
+        .post(
+            "/v1/rules",
+            &eng,
+            json!({"kind": "sigma", "text": text, "tlp": "CLEAR",
+        "confidence": 40}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let id = r.json()["id"].as_str().unwrap().to_string();
-    let p = hub.post(&format!("/v1/rules/{id}/share/preview"), &eng, json!({})).await.json();
+    let p = hub
+        .post(&format!("/v1/rules/{id}/share/preview"), &eng, json!({}))
+        .await
+        .json();
     assert_eq!(p["compiles"], false);
     assert_eq!(p["compile_error"], "line 6: unknown field 'REDACTED_USER'");
-    let r = hub.post(&format!("/v1/rules/{id}/share"), &eng, json!({})).await;
+    let r = hub
+        .post(&format!("/v1/rules/{id}/share"), &eng, json!({}))
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json()["code"], "sanitized_rule_invalid");
-    assert!(r.json()["message"].as_str().unwrap().contains("unknown field 'REDACTED_USER'"));
-    assert_eq!(hub.get("/v1/community/rules", &eng).await.json()["count"], 0);
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown field 'REDACTED_USER'"));
+    assert_eq!(
+        hub.get("/v1/community/rules", &eng).await.json()["count"],
+        0
+    );
 }

@@ -35,11 +35,17 @@ enum Tok {
     Ident(String),
 }
 
+/// How deep parentheses and `not` may nest. The parser and every walk over the tree recurse,
+/// so a hostile condition such as 100 000 opening parentheses must be refused before it
+/// overflows the stack; real rules nest a handful of levels.
+pub const MAX_NESTING: usize = 64;
+
 struct Parser<'a> {
     toks: Vec<(Tok, usize)>,
     pos: usize,
     names: &'a [String],
     at: Position,
+    depth: usize,
 }
 
 /// Parses a condition string against the detection's search identifier names.
@@ -56,6 +62,7 @@ pub fn parse(text: &str, names: &[String], at: Position) -> Result<Condition, Si
         pos: 0,
         names,
         at,
+        depth: 0,
     };
     let cond = p.or()?;
     if let Some((tok, col)) = p.toks.get(p.pos) {
@@ -205,10 +212,30 @@ impl Parser<'_> {
         })
     }
 
+    /// Parses one nesting level deeper with `level`, refusing past [`MAX_NESTING`].
+    fn nested(
+        &mut self,
+        level: fn(&mut Self) -> Result<Condition, SigmaError>,
+    ) -> Result<Condition, SigmaError> {
+        if self.depth >= MAX_NESTING {
+            let col = self.col();
+            return Err(self
+                .error(
+                    col,
+                    format!("the condition nests deeper than {MAX_NESTING} levels"),
+                )
+                .expected("fewer nested parentheses and 'not'"));
+        }
+        self.depth += 1;
+        let inner = level(self);
+        self.depth -= 1;
+        inner
+    }
+
     fn not(&mut self) -> Result<Condition, SigmaError> {
         if self.peek() == Some(&Tok::Not) {
             self.pos += 1;
-            return Ok(Condition::Not(Box::new(self.not()?)));
+            return Ok(Condition::Not(Box::new(self.nested(Self::not)?)));
         }
         self.primary()
     }
@@ -223,7 +250,7 @@ impl Parser<'_> {
         self.pos += 1;
         match tok {
             Tok::LParen => {
-                let inner = self.or()?;
+                let inner = self.nested(Self::or)?;
                 if self.peek() != Some(&Tok::RParen) {
                     let col = self.col();
                     return Err(self

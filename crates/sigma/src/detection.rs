@@ -82,7 +82,7 @@ impl Search {
 pub fn best_of(sets: impl Iterator<Item = Option<Vec<String>>>) -> Option<Vec<String>> {
     sets.flatten()
         .filter(|s| !s.is_empty())
-        .max_by_key(|s| s.iter().map(|l| l.len()).min().unwrap_or(0) * 64 / s.len().max(1).min(64))
+        .max_by_key(|s| s.iter().map(|l| l.len()).min().unwrap_or(0) * 64 / s.len().clamp(1, 64))
 }
 
 /// A compiled detection: searches and the condition over them.

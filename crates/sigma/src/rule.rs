@@ -344,14 +344,15 @@ fn parse_correlation(meta: Metadata, c: &Node) -> Result<CorrelationDocument, Si
     }
     let timespan =
         opt_string(c, "timespan")?.ok_or_else(|| bad(c, "the correlation has no 'timespan'"))?;
-    let unit_ok = timespan.len() > 1
-        && timespan[..timespan.len() - 1]
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-        && matches!(
-            timespan.as_bytes()[timespan.len() - 1],
-            b's' | b'm' | b'h' | b'd' | b'w' | b'M' | b'y'
-        );
+    // Compared as bytes: the last character may be multi-byte, where slicing the str panics.
+    let unit_ok = match timespan.as_bytes().split_last() {
+        Some((unit, digits)) => {
+            !digits.is_empty()
+                && digits.iter().all(u8::is_ascii_digit)
+                && matches!(unit, b's' | b'm' | b'h' | b'd' | b'w' | b'M' | b'y')
+        }
+        None => false,
+    };
     if !unit_ok {
         return Err(bad(
             c.get("timespan").unwrap_or(c),

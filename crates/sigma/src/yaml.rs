@@ -6,7 +6,7 @@
 //! tree that the rest of the crate walks.
 
 use saphyr::{MarkedYaml, Scalar, ScalarStyle, YamlData, YamlLoader};
-use saphyr_parser::Parser;
+use saphyr_parser::{Event, Parser};
 
 use crate::error::{ErrorCode, Position, SigmaError};
 
@@ -89,6 +89,7 @@ impl Node {
 
 /// Parses every document of a YAML text.
 pub fn load_documents(text: &str) -> Result<Vec<Node>, SigmaError> {
+    check_depth(text)?;
     let mut loader: YamlLoader<'_, MarkedYaml<'_>> = YamlLoader::default();
     loader.early_parse(false);
     let mut parser = Parser::new_from_str(text);
@@ -101,8 +102,45 @@ pub fn load_documents(text: &str) -> Result<Vec<Node>, SigmaError> {
     loader
         .into_documents()
         .into_iter()
-        .map(|doc| convert(&doc))
+        .map(|doc| convert(&doc, 0))
         .collect()
+}
+
+/// How deep YAML collections may nest. saphyr's loader recurses once per level and so does
+/// [`convert`], so a hostile file of `- - - - …` (100 000 levels fit in 200 KB) would overflow
+/// the stack; a Sigma rule nests four or five levels.
+pub const MAX_DEPTH: usize = 64;
+
+/// Refuses a text whose collections nest deeper than [`MAX_DEPTH`], walking the parser's
+/// events without recursion before the recursive loader sees the text.
+fn check_depth(text: &str) -> Result<(), SigmaError> {
+    let mut depth = 0usize;
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.map_err(|e| scan_error(&e))?;
+        match event {
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(too_deep(Position {
+                        line: span.start.line(),
+                        column: span.start.col() + 1,
+                    }));
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn too_deep(position: Position) -> SigmaError {
+    SigmaError::new(
+        ErrorCode::YamlSyntax,
+        position,
+        format!("yaml nests deeper than {MAX_DEPTH} levels"),
+    )
+    .expected("a rule of a few nested mappings and lists")
 }
 
 fn scan_error(e: &saphyr_parser::ScanError) -> SigmaError {
@@ -117,11 +155,16 @@ fn scan_error(e: &saphyr_parser::ScanError) -> SigmaError {
     )
 }
 
-fn convert(node: &MarkedYaml<'_>) -> Result<Node, SigmaError> {
+/// `depth` counts enclosing collections: aliases can still nest anchors past [`MAX_DEPTH`]
+/// after [`check_depth`] has passed the text, and this walk recurses.
+fn convert(node: &MarkedYaml<'_>, depth: usize) -> Result<Node, SigmaError> {
     let position = Position {
         line: node.span.start.line(),
         column: node.span.start.col() + 1,
     };
+    if depth > MAX_DEPTH {
+        return Err(too_deep(position));
+    }
     let value = match &node.data {
         YamlData::Representation(text, style, tag) => {
             scalar(text, *style, tag.as_ref().map(|t| t.suffix.as_str()))
@@ -134,16 +177,17 @@ fn convert(node: &MarkedYaml<'_>) -> Result<Node, SigmaError> {
             Scalar::String(s) => NodeValue::Str(s.to_string()),
         },
         YamlData::Sequence(items) => {
-            NodeValue::Seq(items.iter().map(convert).collect::<Result<_, _>>()?)
+            let items = items.iter().map(|i| convert(i, depth + 1));
+            NodeValue::Seq(items.collect::<Result<_, _>>()?)
         }
         YamlData::Mapping(map) => {
             let mut entries = Vec::with_capacity(map.len());
             for (k, v) in map.iter() {
-                entries.push((convert(k)?, convert(v)?));
+                entries.push((convert(k, depth + 1)?, convert(v, depth + 1)?));
             }
             NodeValue::Map(entries)
         }
-        YamlData::Tagged(_, inner) => return convert(inner),
+        YamlData::Tagged(_, inner) => return convert(inner, depth),
         YamlData::Alias(_) | YamlData::BadValue => {
             return Err(SigmaError::new(
                 ErrorCode::YamlSyntax,

@@ -285,12 +285,15 @@ impl Default for WorkerConfig {
 impl WorkerConfig {
     /// Reads a configuration file and applies the environment overrides.
     pub fn from_file(path: &Path) -> Result<WorkerConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
-        let mut config = WorkerConfig::from_toml(&text).map_err(|message| ConfigError::Invalid {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             path: path.display().to_string(),
-            message,
+            source,
         })?;
+        let mut config =
+            WorkerConfig::from_toml(&text).map_err(|message| ConfigError::Invalid {
+                path: path.display().to_string(),
+                message,
+            })?;
         config.apply_env(|name| std::env::var(name).ok(), std::env::vars());
         Ok(config)
     }
@@ -313,7 +316,9 @@ impl WorkerConfig {
         for (name, value) in vars {
             if let Some(prop) = name.strip_prefix("FOUNDRY_KAFKA_PROP_") {
                 if let Some(kafka) = self.kafka.as_mut() {
-                    kafka.properties.insert(prop.to_ascii_lowercase().replace('_', "."), value);
+                    kafka
+                        .properties
+                        .insert(prop.to_ascii_lowercase().replace('_', "."), value);
                 }
             }
         }
@@ -374,8 +379,14 @@ mod tests {
     #[test]
     fn environment_overrides_brokers_and_secrets() {
         let mut c = WorkerConfig::from_toml("rules = [\"r\"]\n").unwrap();
-        let env = [("FOUNDRY_KAFKA_PROP_SASL_PASSWORD".to_string(), "s3cret".to_string())];
-        c.apply_env(|n| (n == "FOUNDRY_KAFKA_BROKERS").then(|| "k:9092".into()), env.into_iter());
+        let env = [(
+            "FOUNDRY_KAFKA_PROP_SASL_PASSWORD".to_string(),
+            "s3cret".to_string(),
+        )];
+        c.apply_env(
+            |n| (n == "FOUNDRY_KAFKA_BROKERS").then(|| "k:9092".into()),
+            env.into_iter(),
+        );
         let k = c.kafka.unwrap();
         assert_eq!(k.brokers, "k:9092");
         assert_eq!(k.properties["sasl.password"], "s3cret");

@@ -25,6 +25,9 @@ pub struct CommitOffset {
 
 #[derive(Debug, Default)]
 struct PartitionTrack {
+    /// Whether this worker owns the partition now; a revoked partition keeps its track (for
+    /// the epoch) but registers and commits nothing.
+    owned: bool,
     /// Bumped on every assignment, so tickets from an earlier ownership of the same partition
     /// cannot touch the current one.
     epoch: u64,
@@ -111,7 +114,16 @@ impl Delivery {
         let mut tracks = self.lock();
         for key in keys {
             let epoch = tracks.get(key).map_or(0, |t| t.epoch) + 1;
-            tracks.insert(key.clone(), PartitionTrack { epoch, next: -1, committed: -1, ..Default::default() });
+            tracks.insert(
+                key.clone(),
+                PartitionTrack {
+                    owned: true,
+                    epoch,
+                    next: -1,
+                    committed: -1,
+                    ..Default::default()
+                },
+            );
         }
     }
 
@@ -121,7 +133,13 @@ impl Delivery {
         for key in keys {
             // Keep the epoch so a later assignment still outranks tickets from this one.
             if let Some(t) = tracks.get_mut(key) {
-                *t = PartitionTrack { epoch: t.epoch, next: -1, committed: -1, ..Default::default() };
+                *t = PartitionTrack {
+                    owned: false,
+                    epoch: t.epoch,
+                    next: -1,
+                    committed: -1,
+                    ..Default::default()
+                };
             }
         }
         drop(tracks);
@@ -131,19 +149,33 @@ impl Delivery {
     /// Registers a record just read; the ticket holds the pipeline's reference.
     pub fn register(self: &Arc<Self>, key: &PartitionKey, offset: i64) -> Arc<Ticket> {
         let mut tracks = self.lock();
+        // Inputs without assignments (files) own a partition from its first record on.
         let track = tracks.entry(key.clone()).or_insert_with(|| PartitionTrack {
+            owned: true,
             epoch: 1,
             next: -1,
             committed: -1,
             ..Default::default()
         });
-        track.pending.insert(offset);
-        track.next = track.next.max(offset + 1);
-        let epoch = track.epoch;
+        // A record of a partition revoked after it was fetched still runs (its hits are a
+        // duplicate at worst) but must not move that partition's commits: epoch 0 matches none.
+        let epoch = if track.owned {
+            track.pending.insert(offset);
+            track.next = track.next.max(offset + 1);
+            track.epoch
+        } else {
+            0
+        };
         drop(tracks);
         let n = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
         self.gauge.set(n as i64);
-        Arc::new(Ticket { delivery: self.clone(), key: key.clone(), epoch, offset, remaining: AtomicUsize::new(1) })
+        Arc::new(Ticket {
+            delivery: self.clone(),
+            key: key.clone(),
+            epoch,
+            offset,
+            remaining: AtomicUsize::new(1),
+        })
     }
 
     fn complete(&self, key: &PartitionKey, epoch: u64, offset: i64) {
@@ -163,12 +195,15 @@ impl Delivery {
         let mut tracks = self.lock();
         let mut out = Vec::new();
         for (key, t) in tracks.iter_mut() {
-            if only.is_some_and(|keys| !keys.contains(key)) {
+            if !t.owned || only.is_some_and(|keys| !keys.contains(key)) {
                 continue;
             }
             if let Some(safe) = t.safe().filter(|&s| s > t.committed) {
                 t.committed = safe;
-                out.push(CommitOffset { key: key.clone(), offset: safe });
+                out.push(CommitOffset {
+                    key: key.clone(),
+                    offset: safe,
+                });
             }
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -191,7 +226,11 @@ impl Delivery {
                 return false;
             }
             let wait = (deadline - now).min(Duration::from_millis(100));
-            tracks = self.changed.wait_timeout(tracks, wait).unwrap_or_else(|e| e.into_inner()).0;
+            tracks = self
+                .changed
+                .wait_timeout(tracks, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -239,7 +278,11 @@ impl Ticket {
 
 impl std::fmt::Debug for Ticket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Ticket({}:{}@{})", self.key.topic, self.key.partition, self.offset)
+        write!(
+            f,
+            "Ticket({}:{}@{})",
+            self.key.topic, self.key.partition, self.offset
+        )
     }
 }
 
@@ -248,7 +291,10 @@ mod tests {
     use super::*;
 
     fn key(p: i32) -> PartitionKey {
-        PartitionKey { topic: "t".into(), partition: p }
+        PartitionKey {
+            topic: "t".into(),
+            partition: p,
+        }
     }
 
     #[test]
@@ -261,11 +307,29 @@ mod tests {
         b.expect(1);
         b.done(); // pipeline reference; one hit still out
         c.done(); // no outputs
-        assert_eq!(d.take_commits(None), vec![CommitOffset { key: key(0), offset: 10 }]);
+        assert_eq!(
+            d.take_commits(None),
+            vec![CommitOffset {
+                key: key(0),
+                offset: 10
+            }]
+        );
         a.done();
-        assert_eq!(d.take_commits(None), vec![CommitOffset { key: key(0), offset: 11 }]);
+        assert_eq!(
+            d.take_commits(None),
+            vec![CommitOffset {
+                key: key(0),
+                offset: 11
+            }]
+        );
         b.done(); // the hit's acknowledgement
-        assert_eq!(d.take_commits(None), vec![CommitOffset { key: key(0), offset: 13 }]);
+        assert_eq!(
+            d.take_commits(None),
+            vec![CommitOffset {
+                key: key(0),
+                offset: 13
+            }]
+        );
         assert_eq!(d.take_commits(None), vec![]);
         assert_eq!(d.in_flight(), 0);
     }
@@ -279,9 +343,32 @@ mod tests {
         d.assign(&[key(1)]);
         let new = d.register(&key(1), 3);
         old.done();
-        assert_eq!(d.take_commits(None), vec![CommitOffset { key: key(1), offset: 3 }]);
+        assert_eq!(
+            d.take_commits(None),
+            vec![CommitOffset {
+                key: key(1),
+                offset: 3
+            }]
+        );
         new.done();
-        assert_eq!(d.take_commits(None), vec![CommitOffset { key: key(1), offset: 4 }]);
+        assert_eq!(
+            d.take_commits(None),
+            vec![CommitOffset {
+                key: key(1),
+                offset: 4
+            }]
+        );
+        assert_eq!(d.in_flight(), 0);
+    }
+
+    #[test]
+    fn records_of_a_revoked_partition_commit_nothing() {
+        let d = Delivery::new(100, prometheus::IntGauge::new("g", "g").unwrap());
+        d.assign(&[key(2)]);
+        d.revoke(&[key(2)]);
+        let late = d.register(&key(2), 40);
+        late.done();
+        assert_eq!(d.take_commits(None), vec![]);
         assert_eq!(d.in_flight(), 0);
     }
 }

@@ -27,7 +27,11 @@ impl FileSource {
     /// Opens every input now, so a missing file fails before anything is read.
     pub fn open(inputs: &[String], capacity: usize) -> Result<FileSource, WorkerError> {
         let mut readers: Vec<(String, Box<dyn Read + Send>)> = Vec::new();
-        let inputs = if inputs.is_empty() { vec!["-".to_string()] } else { inputs.to_vec() };
+        let inputs = if inputs.is_empty() {
+            vec!["-".to_string()]
+        } else {
+            inputs.to_vec()
+        };
         for path in &inputs {
             let reader: Box<dyn Read + Send> = if path == "-" {
                 Box::new(std::io::stdin())
@@ -41,7 +45,10 @@ impl FileSource {
             .name("foundry-file-reader".into())
             .spawn(move || {
                 for (path, reader) in readers {
-                    let key = PartitionKey { topic: path.as_str().into(), partition: 0 };
+                    let key = PartitionKey {
+                        topic: path.as_str().into(),
+                        partition: 0,
+                    };
                     let mut reader = BufReader::with_capacity(1 << 16, reader);
                     let mut offset = 0i64;
                     loop {
@@ -110,12 +117,17 @@ impl Source for FileSource {
 }
 
 /// Opens `-` (standard output), `stderr`, or a file (created or truncated).
-pub fn open_output(target: Option<&str>, default_stderr: bool) -> Result<Box<dyn Write + Send>, WorkerError> {
+pub fn open_output(
+    target: Option<&str>,
+    default_stderr: bool,
+) -> Result<Box<dyn Write + Send>, WorkerError> {
     Ok(match target {
         None if default_stderr => Box::new(std::io::stderr()),
         None | Some("-") => Box::new(std::io::stdout()),
         Some("stderr") => Box::new(std::io::stderr()),
-        Some(path) => Box::new(File::create(path).map_err(|e| WorkerError::Io(format!("{path}: {e}")))?),
+        Some(path) => {
+            Box::new(File::create(path).map_err(|e| WorkerError::Io(format!("{path}: {e}")))?)
+        }
     })
 }
 
@@ -128,18 +140,29 @@ pub struct JsonLinesSink {
 impl JsonLinesSink {
     /// A sink over `out`.
     pub fn new(out: Box<dyn Write + Send>) -> JsonLinesSink {
-        JsonLinesSink { out: BufWriter::with_capacity(1 << 16, out), unflushed: Vec::new() }
+        JsonLinesSink {
+            out: BufWriter::with_capacity(1 << 16, out),
+            unflushed: Vec::new(),
+        }
     }
 
-    fn write_line(&mut self, value: &impl serde::Serialize, ack: Arc<Ticket>) -> Result<(), WorkerError> {
+    fn write_line(
+        &mut self,
+        value: &impl serde::Serialize,
+        ack: Arc<Ticket>,
+    ) -> Result<(), WorkerError> {
         serde_json::to_writer(&mut self.out, value).map_err(|e| WorkerError::Io(e.to_string()))?;
-        self.out.write_all(b"\n").map_err(|e| WorkerError::Io(e.to_string()))?;
+        self.out
+            .write_all(b"\n")
+            .map_err(|e| WorkerError::Io(e.to_string()))?;
         self.unflushed.push(ack);
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), WorkerError> {
-        self.out.flush().map_err(|e| WorkerError::Io(format!("writing output: {e}")))?;
+        self.out
+            .flush()
+            .map_err(|e| WorkerError::Io(format!("writing output: {e}")))?;
         for ack in self.unflushed.drain(..) {
             ack.done();
         }
@@ -148,7 +171,12 @@ impl JsonLinesSink {
 }
 
 impl HitSink for JsonLinesSink {
-    fn send(&mut self, hit: &Hit, _key: Option<&[u8]>, ack: Arc<Ticket>) -> Result<(), WorkerError> {
+    fn send(
+        &mut self,
+        hit: &Hit,
+        _key: Option<&[u8]>,
+        ack: Arc<Ticket>,
+    ) -> Result<(), WorkerError> {
         self.write_line(hit, ack)
     }
 
@@ -170,7 +198,8 @@ impl DeadLetterSink for JsonLinesSink {
         match std::str::from_utf8(&record.payload) {
             Ok(text) => line["record"] = json!(text),
             Err(_) => {
-                line["record_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(&record.payload))
+                line["record_base64"] =
+                    json!(base64::engine::general_purpose::STANDARD.encode(&record.payload))
             }
         }
         self.write_line(&line, ack)

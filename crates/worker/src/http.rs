@@ -41,7 +41,8 @@ impl Readiness {
     /// Whether the worker is ready for traffic.
     pub fn ready(&self) -> bool {
         self.ruleset.load(Ordering::Acquire)
-            && (!self.needs_assignment.load(Ordering::Acquire) || self.assigned.load(Ordering::Acquire))
+            && (!self.needs_assignment.load(Ordering::Acquire)
+                || self.assigned.load(Ordering::Acquire))
     }
 }
 
@@ -61,7 +62,10 @@ pub fn router(metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Router {
 }
 
 async fn metrics_handler(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
 }
 
 async fn ready_handler(State(state): State<AppState>) -> impl IntoResponse {

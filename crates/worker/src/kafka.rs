@@ -33,11 +33,19 @@ fn kafka_err(what: &str) -> impl Fn(KafkaError) -> WorkerError + '_ {
 }
 
 fn keys_of(tpl: &TopicPartitionList) -> Vec<PartitionKey> {
-    tpl.elements().iter().map(|e| PartitionKey { topic: e.topic().into(), partition: e.partition() }).collect()
+    tpl.elements()
+        .iter()
+        .map(|e| PartitionKey {
+            topic: e.topic().into(),
+            partition: e.partition(),
+        })
+        .collect()
 }
 
 fn pairs(keys: &[PartitionKey]) -> Vec<(String, i32)> {
-    keys.iter().map(|k| (k.topic.to_string(), k.partition)).collect()
+    keys.iter()
+        .map(|k| (k.topic.to_string(), k.partition))
+        .collect()
 }
 
 /// Callbacks of the consumer: rebalances, commit results, statistics.
@@ -83,11 +91,15 @@ impl ConsumerContext for ConsumerCallbacks {
                 let lost = consumer.assignment_lost();
                 let drained = !self.shutdown.aborted()
                     && !lost
-                    && self.delivery.wait_drained(Some(&keys), Instant::now() + self.revoke_wait);
+                    && self
+                        .delivery
+                        .wait_drained(Some(&keys), Instant::now() + self.revoke_wait);
                 if !self.shutdown.aborted() && !lost && !self.commits_in_sink {
                     let offsets = self.delivery.take_commits(Some(&keys));
                     if !offsets.is_empty() {
-                        match offset_list(&offsets).and_then(|tpl| consumer.commit(&tpl, CommitMode::Sync)) {
+                        match offset_list(&offsets)
+                            .and_then(|tpl| consumer.commit(&tpl, CommitMode::Sync))
+                        {
                             Ok(()) => {}
                             Err(e) => self.metrics.commit_failed(&e),
                         }
@@ -101,7 +113,11 @@ impl ConsumerContext for ConsumerCallbacks {
         }
     }
 
-    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        _offsets: &TopicPartitionList,
+    ) {
         if let Err(e) = result {
             // No offsets to commit is not a failure.
             if !matches!(e, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) {
@@ -157,7 +173,10 @@ pub fn connect(
         .set("enable.auto.offset.store", "false")
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("auto.offset.reset", &config.auto_offset_reset)
-        .set("statistics.interval.ms", config.statistics_interval_ms.to_string())
+        .set(
+            "statistics.interval.ms",
+            config.statistics_interval_ms.to_string(),
+        )
         .set("isolation.level", "read_committed");
     for (k, v) in config.properties.iter().chain(&config.consumer_properties) {
         cc.set(k, v);
@@ -171,10 +190,13 @@ pub fn connect(
         commits_in_sink: config.exactly_once,
         assignment_changed: AtomicBool::new(false),
     };
-    let consumer: BaseConsumer<ConsumerCallbacks> =
-        cc.create_with_context(callbacks).map_err(kafka_err("cannot create the consumer"))?;
+    let consumer: BaseConsumer<ConsumerCallbacks> = cc
+        .create_with_context(callbacks)
+        .map_err(kafka_err("cannot create the consumer"))?;
     let topics: Vec<&str> = config.inputs.iter().map(|i| i.topic.as_str()).collect();
-    consumer.subscribe(&topics).map_err(kafka_err("cannot subscribe"))?;
+    consumer
+        .subscribe(&topics)
+        .map_err(kafka_err("cannot subscribe"))?;
     tracing::info!(?topics, group = %config.group, exactly_once = config.exactly_once, "consumer subscribed");
     let consumer = Arc::new(consumer);
 
@@ -183,10 +205,21 @@ pub fn connect(
         .set("client.id", worker_id)
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", config.producer_queue_messages.to_string())
-        .set("message.max.bytes", (config.dead_letter_max_bytes + (64 << 10)).max(1_000_000).to_string());
+        .set(
+            "queue.buffering.max.messages",
+            config.producer_queue_messages.to_string(),
+        )
+        .set(
+            "message.max.bytes",
+            (config.dead_letter_max_bytes + (64 << 10))
+                .max(1_000_000)
+                .to_string(),
+        );
     if config.exactly_once {
-        let id = config.transactional_id.clone().unwrap_or_else(|| format!("{}-{worker_id}", config.group));
+        let id = config
+            .transactional_id
+            .clone()
+            .unwrap_or_else(|| format!("{}-{worker_id}", config.group));
         pc.set("transactional.id", id);
     }
     for (k, v) in config.properties.iter().chain(&config.producer_properties) {
@@ -194,18 +227,31 @@ pub fn connect(
     }
     let retry = Arc::new(Mutex::new(Vec::new()));
     let producer: ThreadedProducer<ProducerCallbacks> = pc
-        .create_with_context(ProducerCallbacks { metrics: metrics.clone(), shutdown: shutdown.clone(), retry: retry.clone() })
+        .create_with_context(ProducerCallbacks {
+            metrics: metrics.clone(),
+            shutdown: shutdown.clone(),
+            retry: retry.clone(),
+        })
         .map_err(kafka_err("cannot create the producer"))?;
     if config.exactly_once {
-        producer.init_transactions(Duration::from_secs(30)).map_err(kafka_err("cannot start transactions"))?;
+        producer
+            .init_transactions(Duration::from_secs(30))
+            .map_err(kafka_err("cannot start transactions"))?;
     }
     let output = Arc::new(Output {
         producer,
         retry,
         shutdown,
-        transaction: config.exactly_once.then(|| Transaction { consumer: consumer.clone(), open: AtomicBool::new(false) }),
+        transaction: config.exactly_once.then(|| Transaction {
+            consumer: consumer.clone(),
+            open: AtomicBool::new(false),
+        }),
     });
-    let hints = config.inputs.iter().map(|i| (i.topic.clone(), i.logsource().map(Arc::new))).collect();
+    let hints = config
+        .inputs
+        .iter()
+        .map(|i| (i.topic.clone(), i.logsource().map(Arc::new)))
+        .collect();
     Ok(KafkaParts {
         source: KafkaSource {
             consumer,
@@ -215,7 +261,10 @@ pub fn connect(
             stash: VecDeque::new(),
             commits_in_sink: config.exactly_once,
         },
-        hits: KafkaHitSink { output: output.clone(), topic: config.hits_topic.clone() },
+        hits: KafkaHitSink {
+            output: output.clone(),
+            topic: config.hits_topic.clone(),
+        },
         dead_letters: KafkaDeadLetterSink {
             output,
             topic: config.dead_letter_topic.clone(),
@@ -236,10 +285,17 @@ impl KafkaSource {
         };
         let headers = m
             .headers()
-            .map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec())).collect())
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                    .collect()
+            })
             .unwrap_or_default();
         RawRecord {
-            key: PartitionKey { topic, partition: m.partition() },
+            key: PartitionKey {
+                topic,
+                partition: m.partition(),
+            },
             offset: m.offset(),
             record_key: m.key().map(<[u8]>::to_vec),
             payload: m.payload().unwrap_or_default().to_vec(),
@@ -262,12 +318,22 @@ impl KafkaSource {
     }
 
     fn set_paused(&mut self, paused: bool) {
-        let changed = self.consumer.context().assignment_changed.swap(false, Ordering::AcqRel);
-        if paused == self.paused && !(paused && changed) {
+        // librdkafka keeps a partition's pause flag across revoke and re-assignment, so after
+        // any assignment change the wanted state is applied to the whole assignment again.
+        let changed = self
+            .consumer
+            .context()
+            .assignment_changed
+            .swap(false, Ordering::AcqRel);
+        if paused == self.paused && !changed {
             return;
         }
         if let Ok(assignment) = self.consumer.assignment() {
-            let result = if paused { self.consumer.pause(&assignment) } else { self.consumer.resume(&assignment) };
+            let result = if paused {
+                self.consumer.pause(&assignment)
+            } else {
+                self.consumer.resume(&assignment)
+            };
             if let Err(e) = result {
                 tracing::warn!(error = %e, paused, "cannot pause or resume the input");
             }
@@ -289,7 +355,11 @@ impl Source for KafkaSource {
         let deadline = Instant::now() + wait;
         while out.len() < max {
             // Wait only for the first record; then take what is already fetched.
-            let timeout = if out.is_empty() { deadline.saturating_duration_since(Instant::now()) } else { Duration::ZERO };
+            let timeout = if out.is_empty() {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
             match self.poll_one(timeout) {
                 Some(r) => out.push(r),
                 None if out.is_empty() && Instant::now() < deadline => continue,
@@ -314,7 +384,11 @@ impl Source for KafkaSource {
             return Ok(());
         }
         let tpl = offset_list(offsets).map_err(kafka_err("bad offsets"))?;
-        let mode = if last { CommitMode::Sync } else { CommitMode::Async };
+        let mode = if last {
+            CommitMode::Sync
+        } else {
+            CommitMode::Async
+        };
         if let Err(e) = self.consumer.commit(&tpl, mode) {
             self.consumer.context().metrics.commit_failed(&e);
         }
@@ -361,21 +435,33 @@ impl ProducerContext for ProducerCallbacks {
         match result {
             Ok(_) => ticket.done(),
             Err((e, m)) => {
-                if self.shutdown.aborted() || matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)) {
+                if self.shutdown.aborted()
+                    || matches!(
+                        e.rdkafka_error_code(),
+                        Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
+                    )
+                {
                     return;
                 }
                 self.metrics.delivery_failed(m.topic(), e);
                 let headers = m
                     .headers()
-                    .map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec())).collect())
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
                     .unwrap_or_default();
-                self.retry.lock().unwrap_or_else(|e| e.into_inner()).push(Resend {
-                    topic: m.topic().to_string(),
-                    key: m.key().map(<[u8]>::to_vec),
-                    payload: m.payload().unwrap_or_default().to_vec(),
-                    headers,
-                    ticket,
-                });
+                self.retry
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(Resend {
+                        topic: m.topic().to_string(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        payload: m.payload().unwrap_or_default().to_vec(),
+                        headers,
+                        ticket,
+                    });
             }
         }
     }
@@ -405,14 +491,21 @@ impl Output {
     ) -> Result<(), WorkerError> {
         if let Some(tx) = &self.transaction {
             if !tx.open.swap(true, Ordering::AcqRel) {
-                self.producer.begin_transaction().map_err(kafka_err("cannot begin a transaction"))?;
+                self.producer
+                    .begin_transaction()
+                    .map_err(kafka_err("cannot begin a transaction"))?;
             }
         }
         let mut owned = OwnedHeaders::new_with_capacity(headers.len());
         for (k, v) in headers {
-            owned = owned.insert(Header { key: k, value: Some(v) });
+            owned = owned.insert(Header {
+                key: k,
+                value: Some(v),
+            });
         }
-        let mut record = BaseRecord::with_opaque_to(topic, ticket).payload(payload).headers(owned);
+        let mut record = BaseRecord::with_opaque_to(topic, ticket)
+            .payload(payload)
+            .headers(owned);
         if let Some(k) = key {
             record = record.key(k);
         }
@@ -427,15 +520,20 @@ impl Output {
                     record = back;
                     std::thread::sleep(Duration::from_millis(2));
                 }
-                Err((e, _)) => return Err(WorkerError::Kafka(format!("cannot send to {topic}: {e}"))),
+                Err((e, _)) => {
+                    return Err(WorkerError::Kafka(format!("cannot send to {topic}: {e}")))
+                }
             }
         }
     }
 
     fn resend_failed(&self) -> Result<(), WorkerError> {
-        let failed: Vec<Resend> = std::mem::take(&mut *self.retry.lock().unwrap_or_else(|e| e.into_inner()));
+        let failed: Vec<Resend> =
+            std::mem::take(&mut *self.retry.lock().unwrap_or_else(|e| e.into_inner()));
         if !failed.is_empty() && self.transaction.is_some() {
-            return Err(WorkerError::Kafka("a transactional output failed; the transaction cannot commit".into()));
+            return Err(WorkerError::Kafka(
+                "a transactional output failed; the transaction cannot commit".into(),
+            ));
         }
         for r in failed {
             std::thread::sleep(Duration::from_millis(10));
@@ -446,25 +544,33 @@ impl Output {
 
     fn end_batch(&self, records: &[RawRecord]) -> Result<(), WorkerError> {
         self.resend_failed()?;
-        let Some(tx) = &self.transaction else { return Ok(()) };
+        let Some(tx) = &self.transaction else {
+            return Ok(());
+        };
         if records.is_empty() || self.shutdown.aborted() {
             return Ok(());
         }
         if !tx.open.swap(true, Ordering::AcqRel) {
-            self.producer.begin_transaction().map_err(kafka_err("cannot begin a transaction"))?;
+            self.producer
+                .begin_transaction()
+                .map_err(kafka_err("cannot begin a transaction"))?;
         }
         let mut next: HashMap<&PartitionKey, i64> = HashMap::new();
         for r in records {
             let e = next.entry(&r.key).or_insert(r.offset + 1);
             *e = (*e).max(r.offset + 1);
         }
-        let offsets: Vec<CommitOffset> =
-            next.into_iter().map(|(k, o)| CommitOffset { key: k.clone(), offset: o }).collect();
+        let offsets: Vec<CommitOffset> = next
+            .into_iter()
+            .map(|(k, o)| CommitOffset {
+                key: k.clone(),
+                offset: o,
+            })
+            .collect();
         let tpl = offset_list(&offsets).map_err(kafka_err("bad offsets"))?;
-        let group = tx
-            .consumer
-            .group_metadata()
-            .ok_or_else(|| WorkerError::Kafka("no consumer group metadata for the transaction".into()))?;
+        let group = tx.consumer.group_metadata().ok_or_else(|| {
+            WorkerError::Kafka("no consumer group metadata for the transaction".into())
+        })?;
         let timeout = Duration::from_secs(30);
         let result = self
             .producer
@@ -533,18 +639,28 @@ impl DeadLetterSink for KafkaDeadLetterSink {
         let r = letter.record;
         let mut hs = r.headers.clone();
         hs.push((headers::REASON.into(), letter.error.reason.as_str().into()));
-        hs.push((headers::DETAIL.into(), letter.error.detail.clone().into_bytes()));
+        hs.push((
+            headers::DETAIL.into(),
+            letter.error.detail.clone().into_bytes(),
+        ));
         hs.push((headers::TOPIC.into(), r.key.topic.as_bytes().to_vec()));
-        hs.push((headers::PARTITION.into(), r.key.partition.to_string().into_bytes()));
+        hs.push((
+            headers::PARTITION.into(),
+            r.key.partition.to_string().into_bytes(),
+        ));
         hs.push((headers::OFFSET.into(), r.offset.to_string().into_bytes()));
         hs.push((headers::WORKER.into(), letter.worker.as_bytes().to_vec()));
         let payload = if r.payload.len() > self.max_bytes {
-            hs.push((headers::TRUNCATED_FROM.into(), r.payload.len().to_string().into_bytes()));
+            hs.push((
+                headers::TRUNCATED_FROM.into(),
+                r.payload.len().to_string().into_bytes(),
+            ));
             &r.payload[..self.max_bytes]
         } else {
             &r.payload[..]
         };
-        self.output.produce(&self.topic, r.record_key.as_deref(), payload, &hs, ack)
+        self.output
+            .produce(&self.topic, r.record_key.as_deref(), payload, &hs, ack)
     }
 
     fn end_batch(&mut self) -> Result<(), WorkerError> {

@@ -92,7 +92,15 @@ impl Worker {
         readiness.set_ruleset(true);
         let delivery = Delivery::new(config.max_in_flight.max(1), metrics.in_flight.clone());
         let id = config.worker_id();
-        Ok(Worker { config, id, rules, metrics, readiness, delivery, shutdown: Shutdown::new() })
+        Ok(Worker {
+            config,
+            id,
+            rules,
+            metrics,
+            readiness,
+            delivery,
+            shutdown: Shutdown::new(),
+        })
     }
 
     /// The running rule set.
@@ -139,15 +147,22 @@ impl Worker {
                     self.readiness.clone(),
                     self.shutdown.clone(),
                 )?;
-                self.run_with(Box::new(parts.source), Box::new(parts.hits), Box::new(parts.dead_letters))
+                self.run_with(
+                    Box::new(parts.source),
+                    Box::new(parts.hits),
+                    Box::new(parts.dead_letters),
+                )
             }
             None => {
                 let files = &self.config.files;
                 tracing::info!(worker = %self.id, inputs = ?files.input, "worker starting in files mode");
                 let source = file::FileSource::open(&files.input, self.config.batch_size * 2)?;
-                let hits = file::JsonLinesSink::new(file::open_output(files.output.as_deref(), false)?);
-                let letters =
-                    file::JsonLinesSink::new(file::open_output(files.dead_letter_output.as_deref(), true)?);
+                let hits =
+                    file::JsonLinesSink::new(file::open_output(files.output.as_deref(), false)?);
+                let letters = file::JsonLinesSink::new(file::open_output(
+                    files.dead_letter_output.as_deref(),
+                    true,
+                )?);
                 self.run_with(Box::new(source), Box::new(hits), Box::new(letters))
             }
         }
@@ -165,7 +180,9 @@ impl Worker {
             batch_size: c.batch_size,
             batch_wait: Duration::from_millis(c.batch_wait_ms),
             max_event_bytes: c.max_event_bytes,
-            commit_interval: Duration::from_millis(c.kafka.as_ref().map_or(0, |k| k.commit_interval_ms)),
+            commit_interval: Duration::from_millis(
+                c.kafka.as_ref().map_or(0, |k| k.commit_interval_ms),
+            ),
             shutdown_deadline: Duration::from_secs(c.shutdown_deadline_secs),
             worker_id: self.id.clone(),
             hit_key: c.kafka.as_ref().map_or(HitKey::Input, |k| k.hit_key),

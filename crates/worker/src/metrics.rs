@@ -7,8 +7,8 @@
 use std::sync::Mutex;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 
 use foundry_engine::{DeadLetterReason, Hit};
@@ -50,7 +50,10 @@ fn levels() -> [&'static str; 6] {
 /// Maps a hit's level to a bounded label value.
 fn level_label(level: Option<&str>) -> &'static str {
     let level = level.unwrap_or("none");
-    levels().into_iter().find(|l| l.eq_ignore_ascii_case(level)).unwrap_or("none")
+    levels()
+        .into_iter()
+        .find(|l| l.eq_ignore_ascii_case(level))
+        .unwrap_or("none")
 }
 
 impl Metrics {
@@ -62,17 +65,31 @@ impl Metrics {
             IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
         };
         let m = Metrics {
-            events_consumed: counter("foundry_events_consumed_total", "Records read from the input."),
-            hits: counter_vec("foundry_hits_total", "Hits produced, by rule and level.", &["rule", "level"]),
-            dead_letters: counter_vec("foundry_dead_letters_total", "Records sent to the dead letters.", &["reason"]),
+            events_consumed: counter(
+                "foundry_events_consumed_total",
+                "Records read from the input.",
+            ),
+            hits: counter_vec(
+                "foundry_hits_total",
+                "Hits produced, by rule and level.",
+                &["rule", "level"],
+            ),
+            dead_letters: counter_vec(
+                "foundry_dead_letters_total",
+                "Records sent to the dead letters.",
+                &["reason"],
+            ),
             payload_problems: counter_vec(
                 "foundry_payload_problems_total",
                 "YARA-X payloads that could not be scanned.",
                 &["reason"],
             ),
             evaluation_seconds: Histogram::with_opts(
-                HistogramOpts::new("foundry_evaluation_seconds", "Time to decode and evaluate one batch.")
-                    .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16).expect("valid buckets")),
+                HistogramOpts::new(
+                    "foundry_evaluation_seconds",
+                    "Time to decode and evaluate one batch.",
+                )
+                .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16).expect("valid buckets")),
             )
             .expect("valid metric"),
             batch_size: Histogram::with_opts(
@@ -80,23 +97,41 @@ impl Metrics {
                     .buckets(prometheus::exponential_buckets(1.0, 2.0, 14).expect("valid buckets")),
             )
             .expect("valid metric"),
-            in_flight: IntGauge::new("foundry_in_flight_events", "Records read and not yet fully acknowledged.")
-                .expect("valid metric"),
+            in_flight: IntGauge::new(
+                "foundry_in_flight_events",
+                "Records read and not yet fully acknowledged.",
+            )
+            .expect("valid metric"),
             consumer_lag: IntGaugeVec::new(
-                Opts::new("foundry_consumer_lag", "Records behind the end of each owned partition."),
+                Opts::new(
+                    "foundry_consumer_lag",
+                    "Records behind the end of each owned partition.",
+                ),
                 &["topic", "partition"],
             )
             .expect("valid metric"),
-            commit_failures: counter("foundry_commit_failures_total", "Offset commits that failed."),
-            delivery_failures: counter("foundry_delivery_failures_total", "Outputs Kafka refused; they are re-sent."),
+            commit_failures: counter(
+                "foundry_commit_failures_total",
+                "Offset commits that failed.",
+            ),
+            delivery_failures: counter(
+                "foundry_delivery_failures_total",
+                "Outputs Kafka refused; they are re-sent.",
+            ),
             ruleset_info: IntGaugeVec::new(
-                Opts::new("foundry_ruleset_info", "The running rule set (value 1), by version."),
+                Opts::new(
+                    "foundry_ruleset_info",
+                    "The running rule set (value 1), by version.",
+                ),
                 &["version"],
             )
             .expect("valid metric"),
             stage_seconds: HistogramVec::new(
-                HistogramOpts::new("foundry_stage_seconds", "Time spent per pipeline stage and batch.")
-                    .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16).expect("valid buckets")),
+                HistogramOpts::new(
+                    "foundry_stage_seconds",
+                    "Time spent per pipeline stage and batch.",
+                )
+                .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16).expect("valid buckets")),
                 &["stage"],
             )
             .expect("valid metric"),
@@ -110,12 +145,18 @@ impl Metrics {
         for c in [&m.hits, &m.dead_letters, &m.payload_problems] {
             r.register(Box::new(c.clone())).expect("unique metric");
         }
-        r.register(Box::new(m.evaluation_seconds.clone())).expect("unique metric");
-        r.register(Box::new(m.batch_size.clone())).expect("unique metric");
-        r.register(Box::new(m.in_flight.clone())).expect("unique metric");
-        r.register(Box::new(m.consumer_lag.clone())).expect("unique metric");
-        r.register(Box::new(m.ruleset_info.clone())).expect("unique metric");
-        r.register(Box::new(m.stage_seconds.clone())).expect("unique metric");
+        r.register(Box::new(m.evaluation_seconds.clone()))
+            .expect("unique metric");
+        r.register(Box::new(m.batch_size.clone()))
+            .expect("unique metric");
+        r.register(Box::new(m.in_flight.clone()))
+            .expect("unique metric");
+        r.register(Box::new(m.consumer_lag.clone()))
+            .expect("unique metric");
+        r.register(Box::new(m.ruleset_info.clone()))
+            .expect("unique metric");
+        r.register(Box::new(m.stage_seconds.clone()))
+            .expect("unique metric");
         for reason in DeadLetterReason::ALL {
             m.dead_letters.with_label_values(&[reason.as_str()]);
         }
@@ -136,13 +177,23 @@ impl Metrics {
 
     /// Dead letters counted so far for `reason`.
     pub fn dead_letter_count(&self, reason: DeadLetterReason) -> u64 {
-        self.dead_letters.with_label_values(&[reason.as_str()]).get()
+        self.dead_letters
+            .with_label_values(&[reason.as_str()])
+            .get()
     }
 
     /// A rule set starts running: log it and switch the info series to its version.
     pub fn ruleset_loaded(&self, version: &str, sigma: usize, yara: usize) {
-        tracing::info!(version, sigma_rules = sigma, yara_rules = yara, "rule set running");
-        let mut current = self.ruleset_version.lock().unwrap_or_else(|e| e.into_inner());
+        tracing::info!(
+            version,
+            sigma_rules = sigma,
+            yara_rules = yara,
+            "rule set running"
+        );
+        let mut current = self
+            .ruleset_version
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(old) = current.take() {
             let _ = self.ruleset_info.remove_label_values(&[&old]);
         }
@@ -154,14 +205,32 @@ impl Metrics {
     pub fn hits_produced(&self, hits: &[Hit]) {
         for hit in hits {
             let level = level_label(hit.rule.level.as_deref());
-            self.hits.with_label_values(&[hit.rule.id.as_str(), level]).inc();
+            self.hits
+                .with_label_values(&[hit.rule.id.as_str(), level])
+                .inc();
         }
     }
 
     /// A record went to the dead letters (logged at debug: it is per event).
-    pub fn dead_lettered(&self, reason: DeadLetterReason, topic: &str, partition: i32, offset: i64, detail: &str) {
-        tracing::debug!(reason = reason.as_str(), topic, partition, offset, detail, "record dead-lettered");
-        self.dead_letters.with_label_values(&[reason.as_str()]).inc();
+    pub fn dead_lettered(
+        &self,
+        reason: DeadLetterReason,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        detail: &str,
+    ) {
+        tracing::debug!(
+            reason = reason.as_str(),
+            topic,
+            partition,
+            offset,
+            detail,
+            "record dead-lettered"
+        );
+        self.dead_letters
+            .with_label_values(&[reason.as_str()])
+            .inc();
     }
 
     /// A payload could not be scanned.
@@ -185,7 +254,9 @@ impl Metrics {
     pub fn partitions_assigned(&self, partitions: &[(String, i32)]) {
         tracing::info!(?partitions, "partitions assigned");
         for (t, p) in partitions {
-            self.consumer_lag.with_label_values(&[t.as_str(), &p.to_string()]).set(0);
+            self.consumer_lag
+                .with_label_values(&[t.as_str(), &p.to_string()])
+                .set(0);
         }
     }
 
@@ -193,7 +264,9 @@ impl Metrics {
     pub fn partitions_revoked(&self, partitions: &[(String, i32)], drained: bool) {
         tracing::info!(?partitions, drained, "partitions revoked");
         for (t, p) in partitions {
-            let _ = self.consumer_lag.remove_label_values(&[t.as_str(), &p.to_string()]);
+            let _ = self
+                .consumer_lag
+                .remove_label_values(&[t.as_str(), &p.to_string()]);
         }
     }
 }
@@ -221,7 +294,10 @@ mod tests {
         m.ruleset_loaded("abc", 0, 0);
         m.ruleset_loaded("def", 0, 0);
         let text = m.render();
-        assert!(text.contains("foundry_ruleset_info{version=\"def\"} 1"), "{text}");
+        assert!(
+            text.contains("foundry_ruleset_info{version=\"def\"} 1"),
+            "{text}"
+        );
         assert!(!text.contains("version=\"abc\""));
         assert!(text.contains("foundry_dead_letters_total{reason=\"not_json\"} 0"));
     }

@@ -12,7 +12,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use foundry_engine::{decode_event, DecodeError, EventOrigin, Evaluation, Hit};
+use foundry_engine::{decode_event, DecodeError, Evaluation, EventOrigin, Hit};
 use foundry_sigma::Logsource;
 use rayon::prelude::*;
 
@@ -199,25 +199,51 @@ pub fn run_pipeline(
     let settings = Arc::new(settings);
     std::thread::scope(|scope| {
         let eval = {
-            let (metrics, shutdown, settings) = (metrics.clone(), shutdown.clone(), settings.clone());
+            let (metrics, shutdown, settings) =
+                (metrics.clone(), shutdown.clone(), settings.clone());
             std::thread::Builder::new()
                 .name("foundry-evaluate".into())
-                .spawn_scoped(scope, move || evaluate_stage(eval_rx, to_emit, &rules, &metrics, &settings, &shutdown))
+                .spawn_scoped(scope, move || {
+                    evaluate_stage(eval_rx, to_emit, &rules, &metrics, &settings, &shutdown)
+                })
                 .expect("spawn evaluate thread")
         };
         let emit = {
-            let (metrics, shutdown, settings, delivery) =
-                (metrics.clone(), shutdown.clone(), settings.clone(), delivery.clone());
+            let (metrics, shutdown, settings, delivery) = (
+                metrics.clone(),
+                shutdown.clone(),
+                settings.clone(),
+                delivery.clone(),
+            );
             std::thread::Builder::new()
                 .name("foundry-emit".into())
                 .spawn_scoped(scope, move || {
-                    emit_stage(emit_rx, &mut *hits, &mut *dead_letters, &delivery, &metrics, &settings, &shutdown)
+                    emit_stage(
+                        emit_rx,
+                        &mut *hits,
+                        &mut *dead_letters,
+                        &delivery,
+                        &metrics,
+                        &settings,
+                        &shutdown,
+                    )
                 })
                 .expect("spawn emit thread")
         };
-        let fetched = fetch_stage(&mut *source, to_eval, &delivery, &metrics, &settings, &shutdown);
-        let evaluated = eval.join().unwrap_or_else(|_| Err(WorkerError::Pipeline("evaluate thread panicked".into())));
-        let emitted = emit.join().unwrap_or_else(|_| Err(WorkerError::Pipeline("emit thread panicked".into())));
+        let fetched = fetch_stage(
+            &mut *source,
+            to_eval,
+            &delivery,
+            &metrics,
+            &settings,
+            &shutdown,
+        );
+        let evaluated = eval
+            .join()
+            .unwrap_or_else(|_| Err(WorkerError::Pipeline("evaluate thread panicked".into())));
+        let emitted = emit
+            .join()
+            .unwrap_or_else(|_| Err(WorkerError::Pipeline("emit thread panicked".into())));
         let mut summary = fetched?;
         let (hits, letters) = emitted?;
         evaluated?;
@@ -258,32 +284,51 @@ fn fetch_stage(
 ) -> Result<RunSummary, WorkerError> {
     let mut summary = RunSummary::default();
     let mut last_commit = Instant::now();
-    let mut waiting: Option<Fetched> = None;
+    let mut waiting: Option<(Fetched, Instant)> = None;
+    // Pausing a Kafka input drops what it had prefetched, so the source is held only when the
+    // pipeline is really full, and released only once a quarter of the room is free again.
+    let mut held = false;
+    let resume_below = delivery.limit() - delivery.limit() / 4;
     while !shutdown.stopping() {
-        if let Some(batch) = waiting.take() {
-            // The evaluator is busy: keep the session alive instead of blocking on the channel.
+        if let Some((batch, since)) = waiting.take() {
             match to_eval.try_send(batch) {
                 Ok(()) => {}
                 Err(TrySendError::Full(batch)) => {
-                    waiting = Some(batch);
-                    source.hold(Duration::from_millis(5))?;
+                    // The evaluator is busy. Wait, but keep the session alive (rebalances,
+                    // poll interval) if the wait gets long, e.g. while the output is down.
+                    if since.elapsed() < Duration::from_secs(1) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    } else {
+                        source.hold(Duration::from_millis(10))?;
+                    }
+                    waiting = Some((batch, since));
                 }
                 Err(TrySendError::Disconnected(_)) => break,
             }
-        } else if delivery.in_flight() >= delivery.limit() {
+        } else if delivery.in_flight() >= delivery.limit()
+            || (held && delivery.in_flight() > resume_below)
+        {
+            held = true;
             source.hold(settings.batch_wait)?;
         } else {
+            held = false;
             let room = delivery.limit() - delivery.in_flight();
             let started = Instant::now();
             match source.fetch(settings.batch_size.min(room), settings.batch_wait)? {
                 None => break,
                 Some(records) if records.is_empty() => {}
                 Some(records) => {
-                    metrics.stage_seconds.with_label_values(&["fetch"]).observe(started.elapsed().as_secs_f64());
-                    let tickets = records.iter().map(|r| delivery.register(&r.key, r.offset)).collect();
+                    metrics
+                        .stage_seconds
+                        .with_label_values(&["fetch"])
+                        .observe(started.elapsed().as_secs_f64());
+                    let tickets = records
+                        .iter()
+                        .map(|r| delivery.register(&r.key, r.offset))
+                        .collect();
                     summary.events += records.len() as u64;
                     metrics.events_consumed.inc_by(records.len() as u64);
-                    waiting = Some(Fetched { records, tickets });
+                    waiting = Some((Fetched { records, tickets }, Instant::now()));
                 }
             }
         }
@@ -295,7 +340,7 @@ fn fetch_stage(
             last_commit = Instant::now();
         }
     }
-    if let Some(batch) = waiting {
+    if let Some((batch, _)) = waiting {
         if !shutdown.aborted() {
             // Already registered: it must be processed for its offsets to be committed.
             let _ = to_eval.send(batch);
@@ -326,7 +371,9 @@ fn evaluate_stage(
                 Ok(set.evaluate(&event, &r.origin(), r.hint.as_deref()))
             })
             .collect();
-        metrics.evaluation_seconds.observe(started.elapsed().as_secs_f64());
+        metrics
+            .evaluation_seconds
+            .observe(started.elapsed().as_secs_f64());
         metrics.batch_size.observe(fetched.records.len() as f64);
         if output.send(Evaluated { fetched, outcomes }).is_err() {
             break;
@@ -350,8 +397,12 @@ fn emit_stage(
             break;
         }
         let started = Instant::now();
-        for ((record, ticket), outcome) in
-            batch.fetched.records.iter().zip(&batch.fetched.tickets).zip(batch.outcomes)
+        for ((record, ticket), outcome) in batch
+            .fetched
+            .records
+            .iter()
+            .zip(&batch.fetched.tickets)
+            .zip(batch.outcomes)
         {
             match outcome {
                 Ok(evaluation) => {
@@ -374,8 +425,18 @@ fn emit_stage(
                 }
                 Err(error) => {
                     ticket.expect(1);
-                    metrics.dead_lettered(error.reason, &record.key.topic, record.key.partition, record.offset, &error.detail);
-                    let letter = DeadLetter { record, error: &error, worker: &settings.worker_id };
+                    metrics.dead_lettered(
+                        error.reason,
+                        &record.key.topic,
+                        record.key.partition,
+                        record.offset,
+                        &error.detail,
+                    );
+                    let letter = DeadLetter {
+                        record,
+                        error: &error,
+                        worker: &settings.worker_id,
+                    };
                     dead_letters.send(&letter, ticket.clone())?;
                     letter_count += 1;
                 }
@@ -384,7 +445,10 @@ fn emit_stage(
         }
         dead_letters.end_batch()?;
         hits.end_batch(&batch.fetched.records)?;
-        metrics.stage_seconds.with_label_values(&["emit"]).observe(started.elapsed().as_secs_f64());
+        metrics
+            .stage_seconds
+            .with_label_values(&["emit"])
+            .observe(started.elapsed().as_secs_f64());
     }
     if !shutdown.aborted() {
         let deadline = Instant::now() + settings.shutdown_deadline;

@@ -26,7 +26,10 @@ impl RuleSetHandle {
     /// Wraps the first rule set.
     pub fn new(set: RuleSet, metrics: Arc<Metrics>) -> RuleSetHandle {
         metrics.ruleset_loaded(set.version(), set.sigma_rule_count(), set.yara_rule_count());
-        RuleSetHandle { current: Arc::new(ArcSwap::from_pointee(set)), metrics }
+        RuleSetHandle {
+            current: Arc::new(ArcSwap::from_pointee(set)),
+            metrics,
+        }
     }
 
     /// The rule set to evaluate the next batch with.
@@ -36,14 +39,18 @@ impl RuleSetHandle {
 
     /// Replaces the running rule set; batches already evaluating keep the one they took.
     pub fn swap(&self, set: RuleSet) {
-        self.metrics.ruleset_loaded(set.version(), set.sigma_rule_count(), set.yara_rule_count());
+        self.metrics
+            .ruleset_loaded(set.version(), set.sigma_rule_count(), set.yara_rule_count());
         self.current.store(Arc::new(set));
     }
 }
 
 /// Builds the rule set a configuration names. `strict` rejects the whole set when any rule
 /// fails (what hot reload wants); otherwise failures are logged and the rest load.
-pub fn build_rule_set(config: &WorkerConfig, strict: bool) -> Result<(RuleSet, LoadReport), WorkerError> {
+pub fn build_rule_set(
+    config: &WorkerConfig,
+    strict: bool,
+) -> Result<(RuleSet, LoadReport), WorkerError> {
     if config.hub.is_some() {
         return Err(WorkerError::Unsupported(
             "rules from the hub are not loaded by the worker yet; give --rules/--yara paths".into(),
@@ -55,13 +62,19 @@ pub fn build_rule_set(config: &WorkerConfig, strict: bool) -> Result<(RuleSet, L
     }
     let mut payload_fields = Vec::new();
     for spec in &config.payload_fields {
-        payload_fields.push(spec.parse().map_err(|e: foundry_yara::PayloadSpecError| WorkerError::Rules(e.to_string()))?);
+        payload_fields.push(
+            spec.parse()
+                .map_err(|e: foundry_yara::PayloadSpecError| WorkerError::Rules(e.to_string()))?,
+        );
     }
     let mut builder = RuleSetBuilder::new()
         .strict(strict)
         .mapping(mapping)
         .default_tlp(config.default_tlp.clone())
-        .yara_config(YaraConfig { payload_fields, limits: foundry_yara::ScanLimits::default() });
+        .yara_config(YaraConfig {
+            payload_fields,
+            limits: foundry_yara::ScanLimits::default(),
+        });
     let rules_err = |e: foundry_engine::RuleSetError| WorkerError::Rules(e.to_string());
     for path in &config.rules {
         builder.add_sigma_path(path).map_err(rules_err)?;

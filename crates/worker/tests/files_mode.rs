@@ -12,16 +12,17 @@ use serde_json::Value;
 fn files_mode_writes_the_engines_hits_and_dead_letters_each_bad_line() {
     let dir = common::tempdir();
     let mut config = common::config_with_rules(dir.path());
-    config.max_event_bytes = 4096;
     config.batch_size = 64;
     config.max_in_flight = 256;
     let input = dir.path().join("events.jsonl");
-    let mut lines: Vec<Vec<u8>> = (0..2000).map(|i| serde_json::to_vec(&common::event(i)).unwrap()).collect();
+    let mut lines: Vec<Vec<u8>> = (0..2000)
+        .map(|i| serde_json::to_vec(&common::event(i)).unwrap())
+        .collect();
     // Poison, one of each reason, between good lines.
     lines[100] = b"{\"EventID\": 4688, ".to_vec();
     lines[200] = b"[1, 2, 3]".to_vec();
     lines[300] = b"{\"CommandLine\": \"\xff\xfe\"}".to_vec();
-    lines[400] = format!("{{\"pad\": \"{}\"}}", "x".repeat(5000)).into_bytes();
+    lines[400] = format!("{{\"pad\": \"{}\"}}", "x".repeat(10 << 20)).into_bytes(); // 10 MB, limit 1 MiB
     let mut text = Vec::new();
     for l in &lines {
         text.extend_from_slice(l);
@@ -34,9 +35,17 @@ fn files_mode_writes_the_engines_hits_and_dead_letters_each_bad_line() {
     config.files.dead_letter_output = Some(dir.path().join("dead.jsonl").display().to_string());
     config.worker_id = Some("w-test".into());
 
-    let events: Vec<(i32, i64, Vec<u8>)> = lines.iter().enumerate().map(|(i, l)| (0, i as i64, l.clone())).collect();
+    let events: Vec<(i32, i64, Vec<u8>)> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (0, i as i64, l.clone()))
+        .collect();
     let expected = common::expected_hits(&config, &events);
-    assert!(expected.len() > 500, "the fixture should produce many hits, got {}", expected.len());
+    assert!(
+        expected.len() > 500,
+        "the fixture should produce many hits, got {}",
+        expected.len()
+    );
 
     let worker = Worker::new(config).unwrap();
     let summary = worker.run().unwrap();
@@ -49,24 +58,43 @@ fn files_mode_writes_the_engines_hits_and_dead_letters_each_bad_line() {
         let hit: Value = serde_json::from_str(line).unwrap();
         assert_eq!(hit["worker"], "w-test");
         assert_eq!(hit["event"]["source"], input_name.as_str());
-        assert!(hit["ruleset"]["version"].as_str().is_some_and(|v| !v.is_empty()));
+        assert!(hit["ruleset"]["version"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty()));
         assert!(hit["detected_at"].is_string() && hit["confidence"].is_u64());
-        got.insert((0, hit["event"]["offset"].as_i64().unwrap(), hit["rule"]["id"].as_str().unwrap().to_string()));
+        got.insert((
+            0,
+            hit["event"]["offset"].as_i64().unwrap(),
+            hit["rule"]["id"].as_str().unwrap().to_string(),
+        ));
     }
-    assert_eq!(hits_text.lines().count(), got.len(), "no duplicate hits in files mode");
+    assert_eq!(
+        hits_text.lines().count(),
+        got.len(),
+        "no duplicate hits in files mode"
+    );
     assert_eq!(got, expected);
 
     let dead_text = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
     let reasons: BTreeMap<i64, String> = dead_text
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .map(|v| (v["offset"].as_i64().unwrap(), v["reason"].as_str().unwrap().to_string()))
+        .map(|v| {
+            (
+                v["offset"].as_i64().unwrap(),
+                v["reason"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    let want: BTreeMap<i64, String> =
-        [(100, "not_json"), (200, "not_object"), (300, "not_utf8"), (400, "too_large")]
-            .into_iter()
-            .map(|(o, r)| (o, r.to_string()))
-            .collect();
+    let want: BTreeMap<i64, String> = [
+        (100, "not_json"),
+        (200, "not_object"),
+        (300, "not_utf8"),
+        (400, "too_large"),
+    ]
+    .into_iter()
+    .map(|(o, r)| (o, r.to_string()))
+    .collect();
     assert_eq!(reasons, want);
     let m = worker.metrics();
     for r in DeadLetterReason::ALL {

@@ -75,7 +75,7 @@ impl YaraSource {
 /// Cheap to clone and `Send + Sync`: the compiled rules sit behind an `Arc` and are shared
 /// by every thread. Scanning needs a `yara_x::Scanner`, which is neither `Send` nor cheap to
 /// build (it instantiates the rules' WebAssembly module), so each thread keeps one in a
-/// thread-local slot; see [`YaraRuleSet::scan`](crate::YaraRuleSet::scan).
+/// small thread-local cache; see [`YaraRuleSet::scan`](crate::YaraRuleSet::scan).
 #[derive(Clone)]
 pub struct YaraRuleSet {
     pub(crate) rules: Arc<yara_x::Rules>,

@@ -16,7 +16,7 @@
 //!
 //! Sharing: a [`YaraRuleSet`] is an `Arc` over YARA-X's compiled rules, `Send + Sync` and
 //! cheap to clone, so one set serves every worker thread. The per-scan state (a
-//! `yara_x::Scanner`) is not shareable; each thread keeps its own in a thread-local slot
+//! `yara_x::Scanner`) is not shareable; each thread keeps its own in a small thread-local cache
 //! (see [`YaraRuleSet::scan`]).
 //!
 //! This crate knows nothing of Kafka, Sigma or hit formatting: the engine wraps a

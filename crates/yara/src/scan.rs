@@ -134,9 +134,14 @@ self_cell::self_cell!(
 
 type Scanner<'r> = yara_x::Scanner<'r>;
 
+/// Scanners kept per thread. More than one so that a thread serving several rule sets (one
+/// per tenant, or the old and new set during a reload) does not rebuild a scanner at every
+/// switch; few, because each holds its rule set alive.
+const SCANNERS_PER_THREAD: usize = 4;
+
 thread_local! {
-    /// The scanner of this thread, for the rule set it last scanned with.
-    static SCANNER: RefCell<Option<CachedScanner>> = const { RefCell::new(None) };
+    /// This thread's scanners, most recently used first.
+    static SCANNERS: RefCell<Vec<CachedScanner>> = const { RefCell::new(Vec::new()) };
 }
 
 impl YaraRuleSet {
@@ -147,12 +152,12 @@ impl YaraRuleSet {
     /// hit, even from rules that had already matched, so that a timeout never looks like a
     /// partial clean result.
     ///
-    /// Each thread keeps one `yara_x::Scanner` in a thread-local slot, built on the first scan
-    /// and rebuilt when the thread scans with a different rule set (after a hot reload, the
-    /// first scan on each thread pays for it). The slot holds an `Arc` of the rules, so a
-    /// replaced rule set is freed once every thread that used it has scanned with the new
-    /// one or exited. Scanning from inside another scan on the same thread (not something
-    /// this crate does) falls back to a temporary scanner.
+    /// Scanner reuse: building a `yara_x::Scanner` instantiates the rules' WebAssembly module,
+    /// and a scanner is neither `Send` nor `Sync`, so each thread keeps its own in a
+    /// thread-local cache of the last few rule sets it scanned with (keyed by the identity of
+    /// the compiled rules). After a hot reload the first scan on each thread builds a new
+    /// scanner. The cache holds an `Arc` of each rule set, so a replaced set is freed once it
+    /// has fallen out of the cache of every thread that used it, or those threads exited.
     pub fn scan(&self, payload: &Payload, limits: &ScanLimits) -> Result<Vec<YaraHit>, ScanError> {
         let size = payload.bytes.len();
         if size > limits.max_payload_bytes {
@@ -161,20 +166,28 @@ impl YaraRuleSet {
                 limit: limits.max_payload_bytes,
             });
         }
-        SCANNER.with(|slot| match slot.try_borrow_mut() {
-            Ok(mut slot) => {
-                let reuse = slot
-                    .as_ref()
-                    .is_some_and(|c| Arc::ptr_eq(c.borrow_owner(), &self.rules));
-                if !reuse {
-                    *slot = Some(CachedScanner::new(Arc::clone(&self.rules), |rules| {
-                        yara_x::Scanner::new(rules)
-                    }));
+        SCANNERS.with(|cell| {
+            // Scanning never re-enters this function on the same thread; if it ever did, a
+            // temporary scanner keeps it correct.
+            let Ok(mut cache) = cell.try_borrow_mut() else {
+                return scan_with(&mut yara_x::Scanner::new(&self.rules), payload, limits);
+            };
+            match cache
+                .iter()
+                .position(|c| Arc::ptr_eq(c.borrow_owner(), &self.rules))
+            {
+                Some(0) => {}
+                Some(i) => {
+                    let hit = cache.remove(i);
+                    cache.insert(0, hit);
                 }
-                let cached = slot.as_mut().expect("scanner slot was just filled");
-                cached.with_dependent_mut(|_, scanner| scan_with(scanner, payload, limits))
+                None => {
+                    cache.truncate(SCANNERS_PER_THREAD - 1);
+                    let rules = Arc::clone(&self.rules);
+                    cache.insert(0, CachedScanner::new(rules, |r| yara_x::Scanner::new(r)));
+                }
             }
-            Err(_) => scan_with(&mut yara_x::Scanner::new(&self.rules), payload, limits),
+            cache[0].with_dependent_mut(|_, scanner| scan_with(scanner, payload, limits))
         })
     }
 }

@@ -164,12 +164,15 @@ fn rule_sets_are_shared_across_threads() {
 }
 
 #[test]
-fn one_thread_alternating_rule_sets_uses_the_right_rules() {
-    let a = compile_one("rule from_a { condition: true }");
-    let b = compile_one("rule from_b { condition: true }");
+fn one_thread_cycling_through_rule_sets_uses_the_right_rules() {
+    // More sets than the per-thread scanner cache holds, so scanners are evicted and rebuilt.
+    let sets: Vec<_> = (0..6)
+        .map(|i| compile_one(&format!("rule from_{i} {{ condition: true }}")))
+        .collect();
     for _ in 0..3 {
-        assert_eq!(identifiers(&scan_bytes(&a, b"x")), ["from_a"]);
-        assert_eq!(identifiers(&scan_bytes(&b, b"x")), ["from_b"]);
+        for (i, set) in sets.iter().enumerate() {
+            assert_eq!(identifiers(&scan_bytes(set, b"x")), [format!("from_{i}")]);
+        }
     }
 }
 

@@ -88,31 +88,63 @@ pub async fn import(
     caller.require(&[Role::Engineer], "importing rules")?;
     let s = visible(&state, &caller, &id).await?;
     if s.owner_tenant_id == caller.tenant() {
-        return Err(ApiError::conflict("own_rule", "this community rule is your own tenant's"));
+        return Err(ApiError::conflict(
+            "own_rule",
+            "this community rule is your own tenant's",
+        ));
     }
     validate(&state, s.kind(), &s.text)?;
     let actor = caller.actor();
     let meta = s.meta();
     let mut w = state.store.begin_write().await?;
-    let existing = rule_store::copies_of(&mut w.tx, &s.id).await?.into_iter().find(|c| {
-        c.tenant_id == caller.tenant() && c.status() != RuleStatus::Revoked
-    });
+    let existing = rule_store::copies_of(&mut w.tx, &s.id)
+        .await?
+        .into_iter()
+        .find(|c| c.tenant_id == caller.tenant() && c.status() != RuleStatus::Revoked);
     if let Some(copy) = existing {
-        return Err(ApiError::conflict("already_imported", format!(
-            "your tenant already has a copy of this rule: '{}'", copy.id)));
+        return Err(ApiError::conflict(
+            "already_imported",
+            format!("your tenant already has a copy of this rule: '{}'", copy.id),
+        ));
     }
     let origin = NewRuleOrigin {
         origin: Origin::Community,
         source: Some((s.id.clone(), s.version, meta.tlp, s.text.clone())),
     };
-    let (rid, hash) = rule_store::insert_rule(&mut w.tx, caller.tenant(), s.kind(),
-        RuleStatus::Proposed, origin, &s.text, &meta, &actor).await?;
-    let diff = unified("", &render(&s.text, &meta), "/dev/null", &format!("{rid}@1"));
-    rule_store::audit(&mut w.tx, caller.tenant(), Some(&rid), &actor, "rule.imported", Some(1),
-        Some(&hash), &diff).await?;
+    let (rid, hash) = rule_store::insert_rule(
+        &mut w.tx,
+        caller.tenant(),
+        s.kind(),
+        RuleStatus::Proposed,
+        origin,
+        &s.text,
+        &meta,
+        &actor,
+    )
+    .await?;
+    let diff = unified(
+        "",
+        &render(&s.text, &meta),
+        "/dev/null",
+        &format!("{rid}@1"),
+    );
+    rule_store::audit(
+        &mut w.tx,
+        caller.tenant(),
+        Some(&rid),
+        &actor,
+        "rule.imported",
+        Some(1),
+        Some(&hash),
+        &diff,
+    )
+    .await?;
     w.commit().await?;
     let rule = own_rule(&state, &caller, &rid).await?;
-    Ok((StatusCode::CREATED, Json(super::rules::rule_view(&state, &rule).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(super::rules::rule_view(&state, &rule).await?),
+    ))
 }
 
 /// `GET /v1/rules/{id}/pending`: upstream changes offered to a local copy.
@@ -122,7 +154,8 @@ pub async fn pending(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let rule = own_rule(&state, &caller, &id).await?;
-    let local = rule_store::version(state.store.pool(), &rule.id, rule.current_version).await?
+    let local = rule_store::version(state.store.pool(), &rule.id, rule.current_version)
+        .await?
         .ok_or_else(|| ApiError::rule_not_found(&id))?;
     let base = rule.base_text.clone().unwrap_or_default();
     let views: Vec<PendingView> = community::pending_of(state.store.pool(), caller.tenant(), &id)
@@ -169,51 +202,93 @@ pub async fn accept(
     let rule = own_rule(&state, &caller, &id).await?;
     let actor = caller.actor();
     let mut w = state.store.begin_write().await?;
-    let p = community::pending_in(&mut w.tx, caller.tenant(), &pid).await?
+    let p = community::pending_in(&mut w.tx, caller.tenant(), &pid)
+        .await?
         .filter(|p| p.rule_id == rule.id)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found",
-            format!("rule '{id}' has no pending change '{pid}'")))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("rule '{id}' has no pending change '{pid}'"),
+            )
+        })?;
     if p.state != "pending" {
-        return Err(ApiError::conflict("not_pending", format!("this change is {}", p.state)));
+        return Err(ApiError::conflict(
+            "not_pending",
+            format!("this change is {}", p.state),
+        ));
     }
-    let local = rule_store::version_in(&mut w.tx, &rule.id, rule.current_version).await?
+    let local = rule_store::version_in(&mut w.tx, &rule.id, rule.current_version)
+        .await?
         .ok_or_else(|| ApiError::rule_not_found(&id))?;
     let tuned = rule.base_text.as_deref() != Some(local.text.as_str());
-    let text = match (&input.text, tuned) {
-        (Some(t), _) => t.clone(),
-        (None, false) => p.text.clone(),
-        (None, true) => return Err(ApiError::conflict("merge_required",
-            "the local copy was tuned since it was imported; send the merged text in 'text' \
-             (GET /v1/rules/{id}/pending shows the upstream and local diffs)")),
-    };
+    let text =
+        match (&input.text, tuned) {
+            (Some(t), _) => t.clone(),
+            (None, false) => p.text.clone(),
+            (None, true) => return Err(ApiError::conflict(
+                "merge_required",
+                "the local copy was tuned since it was imported; send the merged text in 'text' \
+             (GET /v1/rules/{id}/pending shows the upstream and local diffs)",
+            )),
+        };
     validate(&state, rule.kind(), &text)?;
-    let upstream = pending_meta(&p).ok_or_else(|| ApiError::conflict("not_pending",
-        "the pending change is unreadable; ask the sharing tenant to republish"))?;
+    let upstream = pending_meta(&p).ok_or_else(|| {
+        ApiError::conflict(
+            "not_pending",
+            "the pending change is unreadable; ask the sharing tenant to republish",
+        )
+    })?;
     let mut meta = upstream.clone();
     // Local handling never gets weaker: keep the stricter of local and upstream labels.
     meta.tlp = local.meta().tlp.stricter(upstream.tlp);
-    let floor = rule.source_tlp().map_or(upstream.tlp, |f| f.stricter(upstream.tlp));
+    let floor = rule
+        .source_tlp()
+        .map_or(upstream.tlp, |f| f.stricter(upstream.tlp));
     let version = rule.current_version + 1;
-    let hash = rule_store::insert_version(&mut w.tx, &rule.id, version, rule.kind(), &text,
-        &meta, &actor).await?;
+    let hash = rule_store::insert_version(
+        &mut w.tx,
+        &rule.id,
+        version,
+        rule.kind(),
+        &text,
+        &meta,
+        &actor,
+    )
+    .await?;
     rule_store::insert_approval(&mut w.tx, &rule.id, version, &caller.0.name).await?;
     rule_store::set_status(&mut w.tx, &rule.id, RuleStatus::Approved).await?;
-    sqlx::query("UPDATE rules SET source_version = $1, source_tlp = $2, base_text = $3 \
-                 WHERE id = $4")
-        .bind(p.upstream_version)
-        .bind(floor.as_str())
-        .bind(&p.text)
-        .bind(&rule.id)
-        .execute(&mut *w.tx)
-        .await?;
+    sqlx::query(
+        "UPDATE rules SET source_version = $1, source_tlp = $2, base_text = $3 \
+                 WHERE id = $4",
+    )
+    .bind(p.upstream_version)
+    .bind(floor.as_str())
+    .bind(&p.text)
+    .bind(&rule.id)
+    .execute(&mut *w.tx)
+    .await?;
     community::set_pending_state(&mut w.tx, &p.id, "accepted").await?;
-    let mut diff = unified(&render(&local.text, &local.meta()), &render(&text, &meta),
-        &format!("{id}@{}", local.version), &format!("{id}@{version}"));
+    let mut diff = unified(
+        &render(&local.text, &local.meta()),
+        &render(&text, &meta),
+        &format!("{id}@{}", local.version),
+        &format!("{id}@{version}"),
+    );
     if let Some(c) = &input.comment {
         diff.push_str(&format!("# comment: {c}\n"));
     }
-    rule_store::audit(&mut w.tx, caller.tenant(), Some(&rule.id), &actor, "update.accepted",
-        Some(version), Some(&hash), &diff).await?;
+    rule_store::audit(
+        &mut w.tx,
+        caller.tenant(),
+        Some(&rule.id),
+        &actor,
+        "update.accepted",
+        Some(version),
+        Some(&hash),
+        &diff,
+    )
+    .await?;
     bump_generation(&mut w.tx, caller.tenant()).await?;
     w.commit().await?;
     state.notify_change();
@@ -230,14 +305,30 @@ pub async fn reject(
     caller.require(&[Role::Reviewer], "rejecting upstream updates")?;
     let rule = own_rule(&state, &caller, &id).await?;
     let mut w = state.store.begin_write().await?;
-    let p = community::pending_in(&mut w.tx, caller.tenant(), &pid).await?
+    let p = community::pending_in(&mut w.tx, caller.tenant(), &pid)
+        .await?
         .filter(|p| p.rule_id == rule.id && p.state == "pending")
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found",
-            format!("rule '{id}' has no pending change '{pid}'")))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("rule '{id}' has no pending change '{pid}'"),
+            )
+        })?;
     community::set_pending_state(&mut w.tx, &p.id, "rejected").await?;
-    rule_store::audit(&mut w.tx, caller.tenant(), Some(&rule.id), &caller.actor(),
-        "update.rejected", Some(rule.current_version), None,
-        &format!("# community version {} rejected\n", p.upstream_version)).await?;
+    rule_store::audit(
+        &mut w.tx,
+        caller.tenant(),
+        Some(&rule.id),
+        &caller.actor(),
+        "update.rejected",
+        Some(rule.current_version),
+        None,
+        &format!("# community version {} rejected\n", p.upstream_version),
+    )
+    .await?;
     w.commit().await?;
-    Ok(Json(json!({"rule_id": rule.id, "pending": p.id, "state": "rejected"})))
+    Ok(Json(
+        json!({"rule_id": rule.id, "pending": p.id, "state": "rejected"}),
+    ))
 }

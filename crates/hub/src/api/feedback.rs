@@ -47,9 +47,20 @@ pub async fn post_verdict(
         return Err(ApiError::bad_request("count must be between 1 and 1000000"));
     }
     let mut w = state.store.begin_write().await?;
-    insert_verdict(&mut w.tx, caller.tenant(), &rule.id, version, input.verdict, count,
-        &caller.actor()).await?;
-    let linked = rule.shared_id.clone().or_else(|| rule.source_shared_id.clone());
+    insert_verdict(
+        &mut w.tx,
+        caller.tenant(),
+        &rule.id,
+        version,
+        input.verdict,
+        count,
+        &caller.actor(),
+    )
+    .await?;
+    let linked = rule
+        .shared_id
+        .clone()
+        .or_else(|| rule.source_shared_id.clone());
     if let Some(sid) = linked {
         if let Some(shared) = community::shared_in(&mut w.tx, &sid).await? {
             let q = community_quality(&mut w.tx, &sid, &shared.rule_id).await?;
@@ -66,8 +77,11 @@ pub async fn post_verdict(
     }
     w.commit().await?;
     let (total, _) = rule_quality(state.store.pool(), caller.tenant(), &rule.id).await?;
-    Ok((StatusCode::CREATED, Json(json!({"rule_id": rule.id, "version": version,
-        "quality": total}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"rule_id": rule.id, "version": version,
+        "quality": total})),
+    ))
 }
 
 /// `GET /v1/rules/{id}/quality`: precision and volume here, and the community aggregate.
@@ -82,7 +96,10 @@ pub async fn quality(
         .into_iter()
         .map(|(v, q)| json!({"version": v, "quality": q}))
         .collect();
-    let linked = rule.shared_id.clone().or_else(|| rule.source_shared_id.clone());
+    let linked = rule
+        .shared_id
+        .clone()
+        .or_else(|| rule.source_shared_id.clone());
     let mut community_view = Value::Null;
     let mut flagged_at = Value::Null;
     if let Some(sid) = linked {
@@ -94,6 +111,8 @@ pub async fn quality(
             }
         }
     }
-    Ok(Json(json!({"rule_id": rule.id, "tenant": total, "versions": versions,
-                   "community": community_view, "flagged_at": flagged_at})))
+    Ok(Json(
+        json!({"rule_id": rule.id, "tenant": total, "versions": versions,
+                   "community": community_view, "flagged_at": flagged_at}),
+    ))
 }

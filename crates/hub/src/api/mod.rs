@@ -182,21 +182,39 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/v1/me", get(tenants::me))
-        .route("/v1/tenants/{tenant}/settings", get(tenants::settings).put(sharing::put_settings))
-        .route("/v1/tenants/{tenant}/profile", get(tenants::profile).put(tenants::put_profile))
+        .route(
+            "/v1/tenants/{tenant}/settings",
+            get(tenants::settings).put(sharing::put_settings),
+        )
+        .route(
+            "/v1/tenants/{tenant}/profile",
+            get(tenants::profile).put(tenants::put_profile),
+        )
         .route("/v1/tenants/{tenant}/users", post(tenants::create_user))
         .route("/v1/tenants/{tenant}/deployable", get(tenants::deployable))
         .route("/v1/rules", get(rules::list).post(rules::create))
         .route("/v1/rules/{id}", get(rules::get_rule))
-        .route("/v1/rules/{id}/versions", get(rules::versions).post(rules::new_version))
+        .route(
+            "/v1/rules/{id}/versions",
+            get(rules::versions).post(rules::new_version),
+        )
         .route("/v1/rules/{id}/versions/{version}", get(rules::get_version))
         .route("/v1/rules/{id}/status", post(rules::set_status))
         .route("/v1/rules/{id}/audit", get(rules::audit))
         .route("/v1/rules/{id}/share/preview", post(sharing::preview))
-        .route("/v1/rules/{id}/share", post(sharing::share).delete(sharing::unshare))
+        .route(
+            "/v1/rules/{id}/share",
+            post(sharing::share).delete(sharing::unshare),
+        )
         .route("/v1/rules/{id}/pending", get(community::pending))
-        .route("/v1/rules/{id}/pending/{pending}/accept", post(community::accept))
-        .route("/v1/rules/{id}/pending/{pending}/reject", post(community::reject))
+        .route(
+            "/v1/rules/{id}/pending/{pending}/accept",
+            post(community::accept),
+        )
+        .route(
+            "/v1/rules/{id}/pending/{pending}/reject",
+            post(community::reject),
+        )
         .route("/v1/rules/{id}/verdicts", post(feedback::post_verdict))
         .route("/v1/rules/{id}/quality", get(feedback::quality))
         .route("/v1/community/rules", get(community::list))

@@ -14,7 +14,7 @@ use crate::model::{check_transition, Origin, Role, RuleKind, RuleStatus, Tlp};
 use crate::store::community;
 use crate::store::rules::{self as rule_store, NewRuleOrigin, RuleMeta, RuleRow, VersionRow};
 use crate::store::tenants::bump_generation;
-use crate::store::{parse_time, format_time};
+use crate::store::{format_time, parse_time};
 use crate::tlp::{check_not_weaker, check_shareable};
 
 /// Body of `POST /v1/rules` and `POST /v1/rules/{id}/versions`. Omitted metadata of a new
@@ -43,11 +43,22 @@ fn title_from_text(kind: RuleKind, text: &str) -> String {
             .lines()
             .find_map(|l| l.strip_prefix("title:"))
             .map(|t| t.trim().trim_matches(['\'', '"']).to_string()),
-        RuleKind::Yara => text.split_whitespace().skip_while(|w| *w != "rule").nth(1).map(|n| {
-            n.trim_end_matches('{').split(':').next().unwrap_or(n).trim().to_string()
-        }),
+        RuleKind::Yara => text
+            .split_whitespace()
+            .skip_while(|w| *w != "rule")
+            .nth(1)
+            .map(|n| {
+                n.trim_end_matches('{')
+                    .split(':')
+                    .next()
+                    .unwrap_or(n)
+                    .trim()
+                    .to_string()
+            }),
     };
-    found.filter(|t| !t.is_empty()).unwrap_or_else(|| "untitled rule".to_string())
+    found
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "untitled rule".to_string())
 }
 
 fn merge_meta(
@@ -59,16 +70,16 @@ fn merge_meta(
     let tlp = match (&input.tlp, base) {
         (Some(t), _) => Tlp::parse_lenient(t).map_err(ApiError::bad_request)?,
         (None, Some(b)) => b.tlp,
-        (None, None) => {
-            return Err(ApiError::bad_request(
-                "tlp is required: one of TLP:CLEAR, TLP:GREEN, TLP:AMBER, TLP:AMBER+STRICT, TLP:RED",
-            ))
-        }
+        (None, None) => return Err(ApiError::bad_request(
+            "tlp is required: one of TLP:CLEAR, TLP:GREEN, TLP:AMBER, TLP:AMBER+STRICT, TLP:RED",
+        )),
     };
     let confidence = match (input.confidence, base) {
         (Some(c), _) if (0..=100).contains(&c) => c as u8,
         (Some(c), _) => {
-            return Err(ApiError::bad_request(format!("confidence {c} is outside 0-100")))
+            return Err(ApiError::bad_request(format!(
+                "confidence {c} is outside 0-100"
+            )))
         }
         (None, Some(b)) => b.confidence,
         (None, None) => return Err(ApiError::bad_request("confidence (0-100) is required")),
@@ -83,8 +94,16 @@ fn merge_meta(
         new.clone().or_else(|| old.cloned()).unwrap_or(default)
     };
     Ok(RuleMeta {
-        title: pick(&input.title, base.map(|b| &b.title), title_from_text(kind, text)),
-        description: pick(&input.description, base.map(|b| &b.description), String::new()),
+        title: pick(
+            &input.title,
+            base.map(|b| &b.title),
+            title_from_text(kind, text),
+        ),
+        description: pick(
+            &input.description,
+            base.map(|b| &b.description),
+            String::new(),
+        ),
         tlp,
         confidence,
         valid_until,
@@ -108,8 +127,11 @@ pub(crate) fn validate(state: &AppState, kind: RuleKind, text: &str) -> ApiResul
     if text.len() > state.config.max_rule_bytes {
         return Err(ApiError::unprocessable(
             "rule_too_large",
-            format!("the rule text is {} bytes; the hub accepts at most {}", text.len(),
-                state.config.max_rule_bytes),
+            format!(
+                "the rule text is {} bytes; the hub accepts at most {}",
+                text.len(),
+                state.config.max_rule_bytes
+            ),
         ));
     }
     state.validator.validate(kind, text).map_err(|reason| {
@@ -176,21 +198,45 @@ pub async fn create(
     Body(input): Body<RuleWrite>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(&[Role::Engineer], "writing rules")?;
-    let kind = input.kind.ok_or_else(|| ApiError::bad_request("kind is required: sigma or yara"))?;
-    let text = input.text.clone().ok_or_else(|| ApiError::bad_request("text is required"))?;
+    let kind = input
+        .kind
+        .ok_or_else(|| ApiError::bad_request("kind is required: sigma or yara"))?;
+    let text = input
+        .text
+        .clone()
+        .ok_or_else(|| ApiError::bad_request("text is required"))?;
     let meta = merge_meta(&input, None, kind, &text)?;
     validate(&state, kind, &text)?;
     let actor = caller.actor();
     let mut w = state.store.begin_write().await?;
-    let origin = NewRuleOrigin { origin: Origin::Local, source: None };
+    let origin = NewRuleOrigin {
+        origin: Origin::Local,
+        source: None,
+    };
     let (id, hash) = rule_store::insert_rule(
-        &mut w.tx, caller.tenant(), kind, RuleStatus::Draft, origin, &text, &meta, &actor,
+        &mut w.tx,
+        caller.tenant(),
+        kind,
+        RuleStatus::Draft,
+        origin,
+        &text,
+        &meta,
+        &actor,
     )
     .await?;
     let diff = unified("", &render(&text, &meta), "/dev/null", &format!("{id}@1"));
     let diff = with_comment(diff, input.comment.as_deref());
-    rule_store::audit(&mut w.tx, caller.tenant(), Some(&id), &actor, "rule.created", Some(1),
-        Some(&hash), &diff).await?;
+    rule_store::audit(
+        &mut w.tx,
+        caller.tenant(),
+        Some(&id),
+        &actor,
+        "rule.created",
+        Some(1),
+        Some(&hash),
+        &diff,
+    )
+    .await?;
     w.commit().await?;
     let rule = own_rule(&state, &caller, &id).await?;
     Ok((StatusCode::CREATED, Json(rule_view(&state, &rule).await?)))
@@ -256,7 +302,9 @@ pub async fn versions(
 ) -> ApiResult<Json<Value>> {
     let rule = own_rule(&state, &caller, &id).await?;
     let all = rule_store::versions(state.store.pool(), &rule.id).await?;
-    Ok(Json(json!({"rule_id": rule.id, "versions": all.iter().map(version_json).collect::<Vec<_>>()})))
+    Ok(Json(
+        json!({"rule_id": rule.id, "versions": all.iter().map(version_json).collect::<Vec<_>>()}),
+    ))
 }
 
 /// `GET /v1/rules/{id}/versions/{version}`
@@ -266,11 +314,21 @@ pub async fn get_version(
     Path((id, version)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let rule = own_rule(&state, &caller, &id).await?;
-    let n: i64 = version.parse().map_err(|_| ApiError::bad_request("version must be a number"))?;
-    let v = rule_store::version(state.store.pool(), &rule.id, n).await?.ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found",
-            format!("rule '{id}' has no version {n}; it has 1..{}", rule.current_version))
-    })?;
+    let n: i64 = version
+        .parse()
+        .map_err(|_| ApiError::bad_request("version must be a number"))?;
+    let v = rule_store::version(state.store.pool(), &rule.id, n)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                    "rule '{id}' has no version {n}; it has 1..{}",
+                    rule.current_version
+                ),
+            )
+        })?;
     Ok(Json(version_json(&v)))
 }
 
@@ -284,11 +342,15 @@ pub async fn new_version(
     caller.require(&[Role::Engineer], "writing rules")?;
     let rule = own_rule(&state, &caller, &id).await?;
     if input.kind.is_some_and(|k| k != rule.kind()) {
-        return Err(ApiError::bad_request("a rule's kind cannot change; create a new rule"));
+        return Err(ApiError::bad_request(
+            "a rule's kind cannot change; create a new rule",
+        ));
     }
     if rule.status() == RuleStatus::Revoked {
-        return Err(ApiError::conflict("rule_revoked",
-            "this rule is revoked and takes no new versions; create a new rule"));
+        return Err(ApiError::conflict(
+            "rule_revoked",
+            "this rule is revoked and takes no new versions; create a new rule",
+        ));
     }
     let prev = current(&state, &rule).await?;
     let prev_meta = prev.meta();
@@ -301,20 +363,37 @@ pub async fn new_version(
     let version = rule.current_version + 1;
     let mut w = state.store.begin_write().await?;
     // Re-read inside the transaction: a concurrent writer may have taken this version number.
-    let fresh = rule_store::rule_in(&mut w.tx, caller.tenant(), &id).await?
+    let fresh = rule_store::rule_in(&mut w.tx, caller.tenant(), &id)
+        .await?
         .ok_or_else(|| ApiError::rule_not_found(&id))?;
     if fresh.current_version != rule.current_version {
-        return Err(ApiError::conflict("version_conflict",
-            "another version was written meanwhile; fetch the rule and retry"));
+        return Err(ApiError::conflict(
+            "version_conflict",
+            "another version was written meanwhile; fetch the rule and retry",
+        ));
     }
-    let hash = rule_store::insert_version(&mut w.tx, &id, version, rule.kind(), &text, &meta,
-        &actor).await?;
+    let hash =
+        rule_store::insert_version(&mut w.tx, &id, version, rule.kind(), &text, &meta, &actor)
+            .await?;
     rule_store::set_status(&mut w.tx, &id, RuleStatus::Draft).await?;
-    let diff = unified(&render(&prev.text, &prev_meta), &render(&text, &meta),
-        &format!("{id}@{}", prev.version), &format!("{id}@{version}"));
+    let diff = unified(
+        &render(&prev.text, &prev_meta),
+        &render(&text, &meta),
+        &format!("{id}@{}", prev.version),
+        &format!("{id}@{version}"),
+    );
     let diff = with_comment(diff, input.comment.as_deref());
-    rule_store::audit(&mut w.tx, caller.tenant(), Some(&id), &actor, "version.created",
-        Some(version), Some(&hash), &diff).await?;
+    rule_store::audit(
+        &mut w.tx,
+        caller.tenant(),
+        Some(&id),
+        &actor,
+        "version.created",
+        Some(version),
+        Some(&hash),
+        &diff,
+    )
+    .await?;
     // A label that forbids sharing withdraws the community copy at once.
     if let Some(sid) = &rule.shared_id {
         if check_shareable(meta.tlp, rule.origin(), rule.source_tlp()).is_err() {
@@ -360,11 +439,14 @@ pub async fn set_status(
     }
     let actor = caller.actor();
     let mut w = state.store.begin_write().await?;
-    let fresh = rule_store::rule_in(&mut w.tx, caller.tenant(), &id).await?
+    let fresh = rule_store::rule_in(&mut w.tx, caller.tenant(), &id)
+        .await?
         .ok_or_else(|| ApiError::rule_not_found(&id))?;
     if fresh.status != rule.status || fresh.current_version != rule.current_version {
-        return Err(ApiError::conflict("version_conflict",
-            "the rule changed meanwhile; fetch it and retry"));
+        return Err(ApiError::conflict(
+            "version_conflict",
+            "the rule changed meanwhile; fetch it and retry",
+        ));
     }
     if to == RuleStatus::Approved {
         rule_store::insert_approval(&mut w.tx, &id, v.version, &caller.0.name).await?;
@@ -375,10 +457,25 @@ pub async fn set_status(
             withdraw_shared(&mut w.tx, sid, &actor).await?;
         }
     }
-    let diff = format!("-status: {from}\n+status: {to}\n{}",
-        change.comment.as_deref().map(|c| format!("# comment: {c}\n")).unwrap_or_default());
-    rule_store::audit(&mut w.tx, caller.tenant(), Some(&id), &actor, &format!("status.{to}"),
-        Some(v.version), Some(&v.version_hash), &diff).await?;
+    let diff = format!(
+        "-status: {from}\n+status: {to}\n{}",
+        change
+            .comment
+            .as_deref()
+            .map(|c| format!("# comment: {c}\n"))
+            .unwrap_or_default()
+    );
+    rule_store::audit(
+        &mut w.tx,
+        caller.tenant(),
+        Some(&id),
+        &actor,
+        &format!("status.{to}"),
+        Some(v.version),
+        Some(&v.version_hash),
+        &diff,
+    )
+    .await?;
     bump_generation(&mut w.tx, caller.tenant()).await?;
     w.commit().await?;
     state.notify_change();

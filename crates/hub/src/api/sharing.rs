@@ -27,7 +27,10 @@ pub(crate) fn sanitizer_for(tenant: &TenantRow) -> ApiResult<Sanitizer> {
     let profile: SanitizeProfile = serde_json::from_str(&tenant.profile).unwrap_or_default();
     let ids = vec![tenant.id.clone(), tenant.name.clone()];
     Sanitizer::new(&profile, &ids).map_err(|m| {
-        ApiError::conflict("profile_invalid", format!("the tenant's sanitization profile: {m}"))
+        ApiError::conflict(
+            "profile_invalid",
+            format!("the tenant's sanitization profile: {m}"),
+        )
     })
 }
 
@@ -47,10 +50,20 @@ pub(crate) async fn withdraw_shared(
             .bind(&copy.id)
             .execute(&mut *conn)
             .await?;
-        rule_store::audit(&mut *conn, &copy.tenant_id, Some(&copy.id), "hub",
-            "status.revoked.upstream_withdrawn", Some(copy.current_version), None,
-            &format!("-status: {}\n+status: revoked\n# the community source was withdrawn\n",
-                copy.status)).await?;
+        rule_store::audit(
+            &mut *conn,
+            &copy.tenant_id,
+            Some(&copy.id),
+            "hub",
+            "status.revoked.upstream_withdrawn",
+            Some(copy.current_version),
+            None,
+            &format!(
+                "-status: {}\n+status: revoked\n# the community source was withdrawn\n",
+                copy.status
+            ),
+        )
+        .await?;
         bump_generation(&mut *conn, &copy.tenant_id).await?;
     }
     tracing::info!(shared = shared_id, actor, "community rule withdrawn");
@@ -76,27 +89,42 @@ pub async fn put_settings(
     caller.require(&[Role::Admin], "changing tenant settings")?;
     let actor = caller.actor();
     let mut w = state.store.begin_write().await?;
-    let row = tenants::tenant_in(&mut w.tx, &tenant).await?
+    let row = tenants::tenant_in(&mut w.tx, &tenant)
+        .await?
         .ok_or_else(|| ApiError::tenant_not_found(&tenant))?;
-    let attribution = settings
-        .attribution
-        .unwrap_or(row.attribution.parse().unwrap_or(AttributionMode::Pseudonym));
+    let attribution = settings.attribution.unwrap_or(
+        row.attribution
+            .parse()
+            .unwrap_or(AttributionMode::Pseudonym),
+    );
     tenants::set_settings(&mut w.tx, &tenant, settings.sharing_opt_in, attribution).await?;
     if row.opted_in() && !settings.sharing_opt_in {
         for shared in community::live_shared_of_owner(&mut w.tx, &tenant).await? {
             withdraw_shared(&mut w.tx, &shared.id, &actor).await?;
         }
     }
-    let diff = format!(
+    let diff =
+        format!(
         "-sharing_opt_in: {}\n+sharing_opt_in: {}\n-attribution: {}\n+attribution: {attribution}\n",
         row.opted_in(), settings.sharing_opt_in, row.attribution
     );
-    rule_store::audit(&mut w.tx, &tenant, None, &actor, "tenant.settings", None, None, &diff)
-        .await?;
+    rule_store::audit(
+        &mut w.tx,
+        &tenant,
+        None,
+        &actor,
+        "tenant.settings",
+        None,
+        None,
+        &diff,
+    )
+    .await?;
     w.commit().await?;
     state.notify_change();
-    Ok(Json(json!({"tenant": tenant, "sharing_opt_in": settings.sharing_opt_in,
-                   "attribution": attribution})))
+    Ok(Json(
+        json!({"tenant": tenant, "sharing_opt_in": settings.sharing_opt_in,
+                   "attribution": attribution}),
+    ))
 }
 
 /// Body of `POST /v1/rules/{id}/share`.
@@ -111,7 +139,15 @@ fn replacement_counts(s: &Sanitized) -> BTreeMap<String, usize> {
     s.report
         .counts
         .iter()
-        .map(|(class, n)| (serde_json::to_value(class).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(), *n))
+        .map(|(class, n)| {
+            (
+                serde_json::to_value(class)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                *n,
+            )
+        })
         .collect()
 }
 
@@ -126,9 +162,13 @@ struct Prepared {
 async fn prepare(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Prepared> {
     caller.require(&[Role::Engineer], "sharing rules")?;
     let rule = own_rule(state, caller, id).await?;
-    let tenant = state.store.tenant(caller.tenant()).await?
+    let tenant = state
+        .store
+        .tenant(caller.tenant())
+        .await?
         .ok_or_else(|| ApiError::tenant_not_found(caller.tenant()))?;
-    let v = rule_store::version(state.store.pool(), &rule.id, rule.current_version).await?
+    let v = rule_store::version(state.store.pool(), &rule.id, rule.current_version)
+        .await?
         .ok_or_else(|| ApiError::rule_not_found(id))?;
     let meta = v.meta();
     let sanitizer = sanitizer_for(&tenant)?;
@@ -136,9 +176,19 @@ async fn prepare(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Prepa
         ApiError::unprocessable("sanitize_failed", format!("cannot sanitize this rule: {m}"))
     })?;
     let compile_error = state.validator.validate(rule.kind(), &sanitized.text).err();
-    let diff = unified(&render(&v.text, &meta), &render(&sanitized.text, &sanitized.meta),
-        &format!("{id}@{} (yours)", v.version), "community (sanitized)");
-    Ok(Prepared { rule, version: v.version, sanitized, diff, compile_error })
+    let diff = unified(
+        &render(&v.text, &meta),
+        &render(&sanitized.text, &sanitized.meta),
+        &format!("{id}@{} (yours)", v.version),
+        "community (sanitized)",
+    );
+    Ok(Prepared {
+        rule,
+        version: v.version,
+        sanitized,
+        diff,
+        compile_error,
+    })
 }
 
 /// `POST /v1/rules/{id}/share/preview`: what would be published, and whether it compiles.
@@ -148,8 +198,8 @@ pub async fn preview(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let p = prepare(&state, &caller, &id).await?;
-    let shareable = crate::tlp::check_shareable(p.sanitized.meta.tlp, p.rule.origin(),
-        p.rule.source_tlp());
+    let shareable =
+        crate::tlp::check_shareable(p.sanitized.meta.tlp, p.rule.origin(), p.rule.source_tlp());
     Ok(Json(json!({
         "rule_id": p.rule.id, "version": p.version,
         "compiles": p.compile_error.is_none(), "compile_error": p.compile_error,
@@ -170,16 +220,29 @@ pub async fn share(
     Body(req): Body<ShareRequest>,
 ) -> ApiResult<Json<Value>> {
     let p = prepare(&state, &caller, &id).await?;
-    let tenant = state.store.tenant(caller.tenant()).await?
+    let tenant = state
+        .store
+        .tenant(caller.tenant())
+        .await?
         .ok_or_else(|| ApiError::tenant_not_found(caller.tenant()))?;
     if !tenant.opted_in() {
-        return Err(ApiError::conflict("sharing_disabled", format!(
-            "community sharing is off for tenant '{}'; an admin must PUT \
-             /v1/tenants/{}/settings with sharing_opt_in: true first", tenant.id, tenant.id)));
+        return Err(ApiError::conflict(
+            "sharing_disabled",
+            format!(
+                "community sharing is off for tenant '{}'; an admin must PUT \
+             /v1/tenants/{}/settings with sharing_opt_in: true first",
+                tenant.id, tenant.id
+            ),
+        ));
     }
-    if matches!(p.rule.status(), RuleStatus::Revoked | RuleStatus::Deprecated) {
-        return Err(ApiError::conflict("rule_retired",
-            format!("a {} rule cannot be shared", p.rule.status())));
+    if matches!(
+        p.rule.status(),
+        RuleStatus::Revoked | RuleStatus::Deprecated
+    ) {
+        return Err(ApiError::conflict(
+            "rule_retired",
+            format!("a {} rule cannot be shared", p.rule.status()),
+        ));
     }
     let meta = &p.sanitized.meta;
     crate::tlp::check_shareable(meta.tlp, p.rule.origin(), p.rule.source_tlp())
@@ -190,22 +253,30 @@ pub async fn share(
     if meta.tlp == Tlp::Amber {
         if recipients.is_empty() {
             return Err(ApiError::bad_request(
-                "a TLP:AMBER rule goes only to named tenants; list them in 'recipients'"));
+                "a TLP:AMBER rule goes only to named tenants; list them in 'recipients'",
+            ));
         }
         for r in &recipients {
             if r == caller.tenant() || state.store.tenant(r).await?.is_none() {
                 return Err(ApiError::bad_request(format!(
-                    "recipient '{r}' is not another tenant of this hub; check the tenant id")));
+                    "recipient '{r}' is not another tenant of this hub; check the tenant id"
+                )));
             }
         }
     } else if !recipients.is_empty() {
         return Err(ApiError::bad_request(format!(
-            "recipients apply to TLP:AMBER only; this rule is {}", meta.tlp)));
+            "recipients apply to TLP:AMBER only; this rule is {}",
+            meta.tlp
+        )));
     }
     if let Some(reason) = &p.compile_error {
-        return Err(ApiError::unprocessable("sanitized_rule_invalid", format!(
-            "after sanitization the rule no longer compiles: {reason}; see the preview \
-             (POST /v1/rules/{id}/share/preview) and rewrite the values the sanitizer replaced")));
+        return Err(ApiError::unprocessable(
+            "sanitized_rule_invalid",
+            format!(
+                "after sanitization the rule no longer compiles: {reason}; see the preview \
+             (POST /v1/rules/{id}/share/preview) and rewrite the values the sanitizer replaced"
+            ),
+        ));
     }
     let actor = caller.actor();
     let hash = rule_store::version_hash(p.rule.kind(), &p.sanitized.text, meta);
@@ -214,9 +285,19 @@ pub async fn share(
         Some(sid) => community::shared_in(&mut w.tx, sid).await?,
         None => None,
     };
-    let (sid, version) = community::publish(&mut w.tx, existing.as_ref(), caller.tenant(),
-        &p.rule.id, p.version, p.rule.kind(), &p.sanitized.text, &hash, meta, &recipients)
-        .await?;
+    let (sid, version) = community::publish(
+        &mut w.tx,
+        existing.as_ref(),
+        caller.tenant(),
+        &p.rule.id,
+        p.version,
+        p.rule.kind(),
+        &p.sanitized.text,
+        &hash,
+        meta,
+        &recipients,
+    )
+    .await?;
     let mut linked = p.rule.clone();
     linked.shared_id = Some(sid.clone());
     rule_store::set_links(&mut w.tx, &linked).await?;
@@ -224,33 +305,62 @@ pub async fn share(
         // Importers get the new version as a pending change, never as an overwrite — and
         // only those who may see the new publication (an AMBER recipient dropped from the
         // list, or a tenant no longer opted in for GREEN, keeps its copy but gets nothing new).
-        let published = community::shared_in(&mut w.tx, &sid).await?
+        let published = community::shared_in(&mut w.tx, &sid)
+            .await?
             .expect("community rule just published");
         for copy in rule_store::copies_of(&mut w.tx, &sid).await? {
             if copy.status() == RuleStatus::Revoked {
                 continue;
             }
-            let viewer_opt_in = tenants::tenant_in(&mut w.tx, &copy.tenant_id).await?
+            let viewer_opt_in = tenants::tenant_in(&mut w.tx, &copy.tenant_id)
+                .await?
                 .is_some_and(|t| t.opted_in());
             if !crate::tlp::may_see(&published, &recipients, &copy.tenant_id, viewer_opt_in) {
                 continue;
             }
-            community::offer_update(&mut w.tx, &copy.id, &copy.tenant_id, &sid, version,
-                &p.sanitized.text, meta).await?;
-            rule_store::audit(&mut w.tx, &copy.tenant_id, Some(&copy.id), "hub",
-                "update.offered", Some(copy.current_version), None,
-                &format!("# community version {version} is waiting for review\n")).await?;
+            community::offer_update(
+                &mut w.tx,
+                &copy.id,
+                &copy.tenant_id,
+                &sid,
+                version,
+                &p.sanitized.text,
+                meta,
+            )
+            .await?;
+            rule_store::audit(
+                &mut w.tx,
+                &copy.tenant_id,
+                Some(&copy.id),
+                "hub",
+                "update.offered",
+                Some(copy.current_version),
+                None,
+                &format!("# community version {version} is waiting for review\n"),
+            )
+            .await?;
         }
     }
-    rule_store::audit(&mut w.tx, caller.tenant(), Some(&p.rule.id), &actor, "share.published",
-        Some(p.version), Some(&hash), &p.diff).await?;
+    rule_store::audit(
+        &mut w.tx,
+        caller.tenant(),
+        Some(&p.rule.id),
+        &actor,
+        "share.published",
+        Some(p.version),
+        Some(&hash),
+        &p.diff,
+    )
+    .await?;
     w.commit().await?;
     state.notify_change();
     tracing::info!(tenant = caller.tenant(), rule = %p.rule.id, shared = %sid, version,
         tlp = %meta.tlp, "rule shared");
-    Ok(Json(json!({"rule_id": p.rule.id, "community_id": sid, "version": version,
+    Ok(Json(
+        json!({"rule_id": p.rule.id, "community_id": sid, "version": version,
                    "tlp": meta.tlp, "recipients": recipients,
-                   "replacements": replacement_counts(&p.sanitized)})))
+                   "replacements": replacement_counts(&p.sanitized)}),
+    ))
 }
 
 /// `DELETE /v1/rules/{id}/share`: withdraw from the community (and every importer).
@@ -259,7 +369,10 @@ pub async fn unshare(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(&[Role::Engineer, Role::Reviewer], "withdrawing shared rules")?;
+    caller.require(
+        &[Role::Engineer, Role::Reviewer],
+        "withdrawing shared rules",
+    )?;
     let rule = own_rule(&state, &caller, &id).await?;
     let Some(sid) = rule.shared_id.clone() else {
         return Err(ApiError::conflict("not_shared", "this rule is not shared"));
@@ -267,9 +380,20 @@ pub async fn unshare(
     let actor = caller.actor();
     let mut w = state.store.begin_write().await?;
     withdraw_shared(&mut w.tx, &sid, &actor).await?;
-    rule_store::audit(&mut w.tx, caller.tenant(), Some(&rule.id), &actor, "share.withdrawn",
-        Some(rule.current_version), None, "").await?;
+    rule_store::audit(
+        &mut w.tx,
+        caller.tenant(),
+        Some(&rule.id),
+        &actor,
+        "share.withdrawn",
+        Some(rule.current_version),
+        None,
+        "",
+    )
+    .await?;
     w.commit().await?;
     state.notify_change();
-    Ok(Json(json!({"rule_id": rule.id, "community_id": sid, "revoked": true})))
+    Ok(Json(
+        json!({"rule_id": rule.id, "community_id": sid, "revoked": true}),
+    ))
 }

@@ -19,15 +19,21 @@ use crate::store::tenants::{self, TenantRow};
 
 async fn own(state: &AppState, caller: &Caller, tenant: &str) -> ApiResult<TenantRow> {
     caller.own_tenant(tenant)?;
-    state.store.tenant(tenant).await?.ok_or_else(|| ApiError::tenant_not_found(tenant))
+    state
+        .store
+        .tenant(tenant)
+        .await?
+        .ok_or_else(|| ApiError::tenant_not_found(tenant))
 }
 
 /// `GET /v1/me`
 pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let t = own(&state, &caller, &caller.0.tenant_id.clone()).await?;
-    Ok(Json(json!({"user": caller.0, "tenant": {"id": t.id, "name": t.name,
+    Ok(Json(
+        json!({"user": caller.0, "tenant": {"id": t.id, "name": t.name,
         "pseudonym": t.pseudonym, "sharing_opt_in": t.opted_in(),
-        "attribution": t.attribution}})))
+        "attribution": t.attribution}}),
+    ))
 }
 
 /// `GET /v1/tenants/{tenant}/settings`
@@ -48,7 +54,10 @@ pub async fn profile(
     Path(tenant): Path<String>,
 ) -> ApiResult<Json<SanitizeProfile>> {
     let t = own(&state, &caller, &tenant).await?;
-    caller.require(&[Role::Admin, Role::Engineer], "reading the sanitization profile")?;
+    caller.require(
+        &[Role::Admin, Role::Engineer],
+        "reading the sanitization profile",
+    )?;
     Ok(Json(serde_json::from_str(&t.profile).unwrap_or_default()))
 }
 
@@ -66,8 +75,17 @@ pub async fn put_profile(
     let json = serde_json::to_string(&profile).expect("profile serializes");
     let mut w = state.store.begin_write().await?;
     tenants::set_profile(&mut w.tx, &tenant, &json).await?;
-    rule_store::audit(&mut w.tx, &tenant, None, &caller.actor(), "tenant.profile", None, None,
-        "# sanitization profile replaced\n").await?;
+    rule_store::audit(
+        &mut w.tx,
+        &tenant,
+        None,
+        &caller.actor(),
+        "tenant.profile",
+        None,
+        None,
+        "# sanitization profile replaced\n",
+    )
+    .await?;
     w.commit().await?;
     Ok(Json(profile))
 }
@@ -89,8 +107,14 @@ pub async fn create_user(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     own(&state, &caller, &tenant).await?;
     caller.require(&[Role::Admin], "creating users")?;
-    let (user, token) = state.store.create_user(&tenant, &input.name, input.role).await?;
-    Ok((StatusCode::CREATED, Json(json!({"user": user, "token": token}))))
+    let (user, token) = state
+        .store
+        .create_user(&tenant, &input.name, input.role)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"user": user, "token": token})),
+    ))
 }
 
 fn etag_matches(headers: &HeaderMap, version: &str) -> bool {
@@ -131,7 +155,10 @@ pub async fn deployable(
         if !etag_matches(&headers, &bundle.version) {
             let mut resp = (StatusCode::OK, bundle.body.as_str().to_owned()).into_response();
             let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             h.insert(header::ETAG, etag);
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             return Ok(resp);

@@ -77,9 +77,16 @@ impl Report {
         let n = self.addresses.len() as u32;
         *self.addresses.entry(ip).or_insert_with(|| match ip {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::new(192, 0, 2, (n % 254 + 1) as u8)),
-            IpAddr::V6(_) => {
-                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, (n % 0xfffe + 1) as u16))
-            }
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                0,
+                0,
+                0,
+                0,
+                0,
+                (n % 0xfffe + 1) as u16,
+            )),
         })
     }
 }
@@ -152,8 +159,10 @@ impl Detectors {
             let mut d: Vec<&String> = domains.iter().filter(|d| !d.trim().is_empty()).collect();
             d.sort_by_key(|v| std::cmp::Reverse(v.len()));
             (!d.is_empty()).then(|| {
-                let alt: Vec<String> =
-                    d.iter().map(|v| regex::escape(v.trim().trim_start_matches('.'))).collect();
+                let alt: Vec<String> = d
+                    .iter()
+                    .map(|v| regex::escape(v.trim().trim_start_matches('.')))
+                    .collect();
                 Regex::new(&format!(r"(?i)(?:[a-z0-9_-]+\.)*(?:{})", alt.join("|")))
                     .expect("escaped domains compile")
             })
@@ -236,10 +245,15 @@ impl Detectors {
             let escaped = raw.contains("\\.");
             let plain = raw.replace("\\.", ".");
             let rep = self.address(&plain, report)?;
-            Some(if escaped { rep.replace('.', "\\.") } else { rep })
+            Some(if escaped {
+                rep.replace('.', "\\.")
+            } else {
+                rep
+            })
         });
         s = replace_with(&s, &self.ipv6, |before, caps, after| {
-            let ok_before = before.is_none_or(|c| !(c.is_ascii_hexdigit() || c == ':' || is_word(c)));
+            let ok_before =
+                before.is_none_or(|c| !(c.is_ascii_hexdigit() || c == ':' || is_word(c)));
             let ok_after = after.is_none_or(|c| !(c.is_ascii_hexdigit() || c == ':'));
             let full_form = caps[0].contains("::") || caps[0].matches(':').count() >= 7;
             if !ok_before || !ok_after || !full_form {

@@ -23,8 +23,8 @@ use saphyr::{LoadableYamlNode, Scalar, Yaml, YamlEmitter};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
-pub use detectors::{Class, Report};
 use detectors::Detectors;
+pub use detectors::{Class, Report};
 
 use crate::model::RuleKind;
 use crate::store::rules::RuleMeta;
@@ -120,20 +120,26 @@ impl Sanitizer {
         meta.description = self.text(&meta.description, &mut report);
         meta.author = self.text(&meta.author, &mut report);
         meta.source = self.text(&meta.source, &mut report);
-        meta.references = meta.references.iter().map(|r| self.text(r, &mut report)).collect();
+        meta.references = meta
+            .references
+            .iter()
+            .map(|r| self.text(r, &mut report))
+            .collect();
         Ok(Sanitized { text, meta, report })
     }
 
     fn sigma(&self, text: &str, report: &mut Report) -> Result<String, String> {
-        let docs = Yaml::load_from_str(text)
-            .map_err(|e| format!("the Sigma YAML does not parse: {e}"))?;
+        let docs =
+            Yaml::load_from_str(text).map_err(|e| format!("the Sigma YAML does not parse: {e}"))?;
         let mut out = String::new();
         for doc in docs {
             let clean = self.walk(doc, report);
             let mut emitted = String::new();
             let mut emitter = YamlEmitter::new(&mut emitted);
             emitter.multiline(true);
-            emitter.dump(&clean).map_err(|e| format!("cannot re-emit the sanitized YAML: {e}"))?;
+            emitter
+                .dump(&clean)
+                .map_err(|e| format!("cannot re-emit the sanitized YAML: {e}"))?;
             out.push_str(&emitted);
             out.push('\n');
         }

@@ -129,7 +129,10 @@ pub async fn shared(pool: &AnyPool, id: &str) -> Result<Option<SharedRow>, sqlx:
 
 /// Every live community rule (not revoked, owner opted in), oldest first.
 pub async fn live_shared(pool: &AnyPool) -> Result<Vec<SharedRow>, sqlx::Error> {
-    sqlx::query_as::<_, SharedRow>(concat!(shared_select!(), " WHERE s.revoked = 0 AND t.sharing_opt_in = 1 ORDER BY s.shared_at, s.id"))
+    sqlx::query_as::<_, SharedRow>(concat!(
+        shared_select!(),
+        " WHERE s.revoked = 0 AND t.sharing_opt_in = 1 ORDER BY s.shared_at, s.id"
+    ))
     .fetch_all(pool)
     .await
 }
@@ -139,7 +142,10 @@ pub async fn live_shared_of_owner(
     conn: &mut AnyConnection,
     owner: &str,
 ) -> Result<Vec<SharedRow>, sqlx::Error> {
-    sqlx::query_as::<_, SharedRow>(concat!(shared_select!(), " WHERE s.revoked = 0 AND s.owner_tenant_id = $1 ORDER BY s.id"))
+    sqlx::query_as::<_, SharedRow>(concat!(
+        shared_select!(),
+        " WHERE s.revoked = 0 AND s.owner_tenant_id = $1 ORDER BY s.id"
+    ))
     .bind(owner)
     .fetch_all(conn)
     .await
@@ -261,13 +267,12 @@ pub async fn revoke(conn: &mut AnyConnection, shared_id: &str) -> Result<(), sql
 
 /// Flags a community rule for its owner (once).
 pub async fn flag(conn: &mut AnyConnection, shared_id: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE shared_rules SET flagged_at = $1 WHERE id = $2 AND flagged_at IS NULL",
-    )
-    .bind(now_text())
-    .bind(shared_id)
-    .execute(conn)
-    .await?;
+    let done =
+        sqlx::query("UPDATE shared_rules SET flagged_at = $1 WHERE id = $2 AND flagged_at IS NULL")
+            .bind(now_text())
+            .bind(shared_id)
+            .execute(conn)
+            .await?;
     Ok(done.rows_affected() > 0)
 }
 
@@ -339,8 +344,12 @@ pub async fn pending_of(
     tenant_id: &str,
     rule_id: &str,
 ) -> Result<Vec<PendingRow>, sqlx::Error> {
-    sqlx::query_as::<_, PendingRow>(concat!("SELECT ", pending_cols!(), " FROM pending_updates WHERE tenant_id = $1 AND rule_id = $2 \
-         ORDER BY created_at DESC, id"))
+    sqlx::query_as::<_, PendingRow>(concat!(
+        "SELECT ",
+        pending_cols!(),
+        " FROM pending_updates WHERE tenant_id = $1 AND rule_id = $2 \
+         ORDER BY created_at DESC, id"
+    ))
     .bind(tenant_id)
     .bind(rule_id)
     .fetch_all(pool)
@@ -353,7 +362,11 @@ pub async fn pending_in(
     tenant_id: &str,
     id: &str,
 ) -> Result<Option<PendingRow>, sqlx::Error> {
-    sqlx::query_as::<_, PendingRow>(concat!("SELECT ", pending_cols!(), " FROM pending_updates WHERE tenant_id = $1 AND id = $2"))
+    sqlx::query_as::<_, PendingRow>(concat!(
+        "SELECT ",
+        pending_cols!(),
+        " FROM pending_updates WHERE tenant_id = $1 AND id = $2"
+    ))
     .bind(tenant_id)
     .bind(id)
     .fetch_optional(conn)

@@ -132,5 +132,8 @@ pub async fn community_quality(
     .bind(owner_rule)
     .fetch_one(conn)
     .await?;
-    Ok(CommunityQuality { tenants_deploying: deploying, quality: Quality::from_rows(rows) })
+    Ok(CommunityQuality {
+        tenants_deploying: deploying,
+        quality: Quality::from_rows(rows),
+    })
 }

@@ -77,7 +77,10 @@ impl Store {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        tracing::info!(backend = if sqlite { "sqlite" } else { "postgres" }, "hub store opened");
+        tracing::info!(
+            backend = if sqlite { "sqlite" } else { "postgres" },
+            "hub store opened"
+        );
         let write_lock = sqlite.then(|| Arc::new(Mutex::new(())));
         Ok(Store { pool, write_lock })
     }
@@ -117,7 +120,9 @@ pub fn format_time(t: DateTime<Utc>) -> String {
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("'{s}' is not an RFC 3339 timestamp ({e}); use e.g. 2027-01-31T00:00:00Z"))
+        .map_err(|e| {
+            format!("'{s}' is not an RFC 3339 timestamp ({e}); use e.g. 2027-01-31T00:00:00Z")
+        })
 }
 
 /// A new random id with the given prefix (`r_`, `c_`, `u_` …): 96 bits from the OS.

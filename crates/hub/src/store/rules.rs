@@ -204,6 +204,7 @@ pub struct NewRuleOrigin {
 }
 
 /// Inserts a rule with its first version; returns the rule id and version hash.
+#[allow(clippy::too_many_arguments)]
 pub async fn insert_rule(
     conn: &mut AnyConnection,
     tenant_id: &str,
@@ -217,12 +218,19 @@ pub async fn insert_rule(
     let id = new_id("r_");
     let now = now_text();
     let (sid, sver, stlp, stext) = match origin.source {
-        Some((sid, sver, stlp, stext)) => {
-            (Some(sid), Some(sver), Some(stlp.as_str().to_string()), Some(stext))
-        }
+        Some((sid, sver, stlp, stext)) => (
+            Some(sid),
+            Some(sver),
+            Some(stlp.as_str().to_string()),
+            Some(stext),
+        ),
         None => (None, None, None, None),
     };
-    sqlx::query(concat!("INSERT INTO rules (", rule_cols!(), ") VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, NULL, $10, $10)"))
+    sqlx::query(concat!(
+        "INSERT INTO rules (",
+        rule_cols!(),
+        ") VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, NULL, $10, $10)"
+    ))
     .bind(&id)
     .bind(tenant_id)
     .bind(kind.as_str())
@@ -250,8 +258,12 @@ pub async fn insert_version(
     actor: &str,
 ) -> Result<String, sqlx::Error> {
     let hash = version_hash(kind, text, meta);
-    sqlx::query(concat!("INSERT INTO rule_versions (", version_cols!(), ") \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"))
+    sqlx::query(concat!(
+        "INSERT INTO rule_versions (",
+        version_cols!(),
+        ") \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    ))
     .bind(rule_id)
     .bind(version)
     .bind(&hash)
@@ -281,8 +293,16 @@ pub async fn insert_version(
 }
 
 /// A rule of `tenant_id`, read from the pool.
-pub async fn rule(pool: &AnyPool, tenant_id: &str, id: &str) -> Result<Option<RuleRow>, sqlx::Error> {
-    sqlx::query_as::<_, RuleRow>(concat!("SELECT ", rule_cols!(), " FROM rules WHERE id = $1 AND tenant_id = $2"))
+pub async fn rule(
+    pool: &AnyPool,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<RuleRow>, sqlx::Error> {
+    sqlx::query_as::<_, RuleRow>(concat!(
+        "SELECT ",
+        rule_cols!(),
+        " FROM rules WHERE id = $1 AND tenant_id = $2"
+    ))
     .bind(id)
     .bind(tenant_id)
     .fetch_optional(pool)
@@ -295,7 +315,11 @@ pub async fn rule_in(
     tenant_id: &str,
     id: &str,
 ) -> Result<Option<RuleRow>, sqlx::Error> {
-    sqlx::query_as::<_, RuleRow>(concat!("SELECT ", rule_cols!(), " FROM rules WHERE id = $1 AND tenant_id = $2"))
+    sqlx::query_as::<_, RuleRow>(concat!(
+        "SELECT ",
+        rule_cols!(),
+        " FROM rules WHERE id = $1 AND tenant_id = $2"
+    ))
     .bind(id)
     .bind(tenant_id)
     .fetch_optional(conn)
@@ -304,7 +328,11 @@ pub async fn rule_in(
 
 /// All rules of a tenant, newest first.
 pub async fn rules_of(pool: &AnyPool, tenant_id: &str) -> Result<Vec<RuleRow>, sqlx::Error> {
-    sqlx::query_as::<_, RuleRow>(concat!("SELECT ", rule_cols!(), " FROM rules WHERE tenant_id = $1 ORDER BY created_at DESC, id"))
+    sqlx::query_as::<_, RuleRow>(concat!(
+        "SELECT ",
+        rule_cols!(),
+        " FROM rules WHERE tenant_id = $1 ORDER BY created_at DESC, id"
+    ))
     .bind(tenant_id)
     .fetch_all(pool)
     .await
@@ -315,7 +343,11 @@ pub async fn copies_of(
     conn: &mut AnyConnection,
     shared_id: &str,
 ) -> Result<Vec<RuleRow>, sqlx::Error> {
-    sqlx::query_as::<_, RuleRow>(concat!("SELECT ", rule_cols!(), " FROM rules WHERE source_shared_id = $1 ORDER BY id"))
+    sqlx::query_as::<_, RuleRow>(concat!(
+        "SELECT ",
+        rule_cols!(),
+        " FROM rules WHERE source_shared_id = $1 ORDER BY id"
+    ))
     .bind(shared_id)
     .fetch_all(conn)
     .await
@@ -327,7 +359,11 @@ pub async fn version_in(
     rule_id: &str,
     version: i64,
 ) -> Result<Option<VersionRow>, sqlx::Error> {
-    sqlx::query_as::<_, VersionRow>(concat!("SELECT ", version_cols!(), " FROM rule_versions WHERE rule_id = $1 AND version = $2"))
+    sqlx::query_as::<_, VersionRow>(concat!(
+        "SELECT ",
+        version_cols!(),
+        " FROM rule_versions WHERE rule_id = $1 AND version = $2"
+    ))
     .bind(rule_id)
     .bind(version)
     .fetch_optional(conn)
@@ -346,7 +382,11 @@ pub async fn version(
 
 /// Every version of a rule, oldest first.
 pub async fn versions(pool: &AnyPool, rule_id: &str) -> Result<Vec<VersionRow>, sqlx::Error> {
-    sqlx::query_as::<_, VersionRow>(concat!("SELECT ", version_cols!(), " FROM rule_versions WHERE rule_id = $1 ORDER BY version"))
+    sqlx::query_as::<_, VersionRow>(concat!(
+        "SELECT ",
+        version_cols!(),
+        " FROM rule_versions WHERE rule_id = $1 ORDER BY version"
+    ))
     .bind(rule_id)
     .fetch_all(pool)
     .await
@@ -368,10 +408,7 @@ pub async fn set_status(
 }
 
 /// Records the community link fields of a rule (shared id, upstream version and base text).
-pub async fn set_links(
-    conn: &mut AnyConnection,
-    rule: &RuleRow,
-) -> Result<(), sqlx::Error> {
+pub async fn set_links(conn: &mut AnyConnection, rule: &RuleRow) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE rules SET shared_id = $1, source_version = $2, base_text = $3, updated_at = $4 \
          WHERE id = $5",
@@ -412,11 +449,13 @@ pub async fn approval(
     rule_id: &str,
     version: i64,
 ) -> Result<Option<(String, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT reviewer, approved_at FROM approvals WHERE rule_id = $1 AND version = $2")
-        .bind(rule_id)
-        .bind(version)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(
+        "SELECT reviewer, approved_at FROM approvals WHERE rule_id = $1 AND version = $2",
+    )
+    .bind(rule_id)
+    .bind(version)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Appends an audit record.
@@ -446,7 +485,14 @@ pub async fn audit(
     .bind(diff)
     .execute(conn)
     .await?;
-    tracing::info!(tenant = tenant_id, rule = rule_id, actor, action, version, "state change");
+    tracing::info!(
+        tenant = tenant_id,
+        rule = rule_id,
+        actor,
+        action,
+        version,
+        "state change"
+    );
     Ok(())
 }
 

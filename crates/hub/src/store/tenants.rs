@@ -74,7 +74,9 @@ macro_rules! tenant_cols {
 fn check_tenant_id(id: &str) -> Result<(), HubError> {
     let ok = !id.is_empty()
         && id.len() <= 64
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if ok {
         Ok(())
     } else {
@@ -116,7 +118,9 @@ impl Store {
         role: Role,
     ) -> Result<(UserRow, String), HubError> {
         if self.tenant(tenant_id).await?.is_none() {
-            return Err(HubError::Invalid(format!("no tenant '{tenant_id}'; create it first")));
+            return Err(HubError::Invalid(format!(
+                "no tenant '{tenant_id}'; create it first"
+            )));
         }
         let token = format!("fht_{}", random_hex(32));
         let user = UserRow {
@@ -155,26 +159,33 @@ impl Store {
 
     /// One tenant.
     pub async fn tenant(&self, id: &str) -> Result<Option<TenantRow>, sqlx::Error> {
-        sqlx::query_as::<_, TenantRow>(concat!("SELECT ", tenant_cols!(), " FROM tenants WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
+        sqlx::query_as::<_, TenantRow>(concat!(
+            "SELECT ",
+            tenant_cols!(),
+            " FROM tenants WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
     }
 
     /// All tenants (for admin listings and the CLI).
     pub async fn tenants(&self) -> Result<Vec<TenantRow>, sqlx::Error> {
-        sqlx::query_as::<_, TenantRow>(concat!("SELECT ", tenant_cols!(), " FROM tenants ORDER BY id"))
-            .fetch_all(&self.pool)
-            .await
+        sqlx::query_as::<_, TenantRow>(concat!(
+            "SELECT ",
+            tenant_cols!(),
+            " FROM tenants ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await
     }
 
     /// The tenant's deploy generation (cheap check used by every poll).
     pub async fn deploy_generation(&self, tenant_id: &str) -> Result<i64, sqlx::Error> {
-        let row: (i64,) =
-            sqlx::query_as("SELECT deploy_generation FROM tenants WHERE id = $1")
-                .bind(tenant_id)
-                .fetch_one(&self.pool)
-                .await?;
+        let row: (i64,) = sqlx::query_as("SELECT deploy_generation FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.0)
     }
 }
@@ -184,10 +195,14 @@ pub async fn tenant_in(
     conn: &mut AnyConnection,
     id: &str,
 ) -> Result<Option<TenantRow>, sqlx::Error> {
-    sqlx::query_as::<_, TenantRow>(concat!("SELECT ", tenant_cols!(), " FROM tenants WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+    sqlx::query_as::<_, TenantRow>(concat!(
+        "SELECT ",
+        tenant_cols!(),
+        " FROM tenants WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Marks a tenant's deployable set as possibly changed.

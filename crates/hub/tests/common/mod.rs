@@ -48,17 +48,23 @@ fn check_sigma(text: &str) -> Result<(), String> {
     use saphyr::{LoadableYamlNode, Yaml};
     let docs = Yaml::load_from_str(text).map_err(|e| format!("yaml: {e}"))?;
     let doc = docs.first().ok_or("empty document")?;
-    let detection = doc.as_mapping_get("detection").ok_or("missing 'detection'")?;
+    let detection = doc
+        .as_mapping_get("detection")
+        .ok_or("missing 'detection'")?;
     if !detection.is_mapping() {
         return Err("'detection' is not a mapping".into());
     }
-    detection.as_mapping_get("condition").ok_or("detection has no 'condition'")?;
+    detection
+        .as_mapping_get("condition")
+        .ok_or("detection has no 'condition'")?;
     Ok(())
 }
 
 fn check_yara(text: &str) -> Result<(), String> {
-    let re = regex::Regex::new(r"(?m)^\s*(?:private\s+|global\s+)*rule\s+[A-Za-z_][A-Za-z0-9_]*\s*(?::[^{]*)?\{")
-        .unwrap();
+    let re = regex::Regex::new(
+        r"(?m)^\s*(?:private\s+|global\s+)*rule\s+[A-Za-z_][A-Za-z0-9_]*\s*(?::[^{]*)?\{",
+    )
+    .unwrap();
     if !re.is_match(text) {
         return Err("no 'rule NAME {' found".into());
     }
@@ -130,7 +136,9 @@ impl Answer {
 
 async fn fresh_pg_url(base: &str) -> String {
     use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(base).await.expect("connect to FOUNDRY_TEST_PG_URL");
+    let mut conn = sqlx::PgConnection::connect(base)
+        .await
+        .expect("connect to FOUNDRY_TEST_PG_URL");
     let mut buf = [0u8; 6];
     getrandom::fill(&mut buf).unwrap();
     let name = format!("foundry_hub_test_{}", hex::encode(buf));
@@ -139,7 +147,10 @@ async fn fresh_pg_url(base: &str) -> String {
         .await
         .expect("create test database");
     let (prefix, rest) = base.rsplit_once('/').expect("PG URL has a path");
-    let query = rest.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+    let query = rest
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
     format!("{prefix}/{name}{query}")
 }
 
@@ -174,20 +185,42 @@ impl Hub {
             }
         };
         config.max_db_connections = 4;
-        let state = foundry_hub::open(config, validator()).await.expect("open hub");
+        let state = foundry_hub::open(config, validator())
+            .await
+            .expect("open hub");
         let router = foundry_hub::router(state.clone());
-        Hub { state, router, backend, _dir: dir }
+        Hub {
+            state,
+            router,
+            backend,
+            _dir: dir,
+        }
     }
 
     pub async fn tenant(&self, id: &str, name: &str) {
-        self.state.store.create_tenant(id, name).await.expect("create tenant");
+        self.state
+            .store
+            .create_tenant(id, name)
+            .await
+            .expect("create tenant");
     }
 
     pub async fn user(&self, tenant: &str, name: &str, role: Role) -> String {
-        self.state.store.create_user(tenant, name, role).await.expect("create user").1
+        self.state
+            .store
+            .create_user(tenant, name, role)
+            .await
+            .expect("create user")
+            .1
     }
 
-    pub async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Answer {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Answer {
         self.call_h(method, path, token, body, &[]).await
     }
 
@@ -216,8 +249,14 @@ impl Hub {
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
-        Answer { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Answer {

@@ -1,6 +1,8 @@
 //! Shared fixtures: a small rule set, synthetic events, and the engine's own answer on them.
 #![allow(dead_code)]
 
+pub mod kafka;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -44,7 +46,11 @@ pub fn config_with_rules(dir: &Path) -> WorkerConfig {
 pub fn event(i: u64) -> Value {
     let x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
     let users = ["alice", "bob", "administrator", "svc_backup"];
-    let images = ["C:\\Windows\\System32\\cmd.exe", "C:\\Windows\\System32\\rundll32.exe", "C:\\Tools\\app.exe"];
+    let images = [
+        "C:\\Windows\\System32\\cmd.exe",
+        "C:\\Windows\\System32\\rundll32.exe",
+        "C:\\Tools\\app.exe",
+    ];
     let commands = [
         "cmd.exe /c whoami",
         "powershell.exe -enc SQBFAFgA",
@@ -64,12 +70,21 @@ pub fn event(i: u64) -> Value {
 
 /// The engine's own answer: (source partition, offset, rule id) for each hit, by evaluating
 /// each event directly with a rule set built from the same configuration.
-pub fn expected_hits(config: &WorkerConfig, events: &[(i32, i64, Vec<u8>)]) -> BTreeSet<(i32, i64, String)> {
+pub fn expected_hits(
+    config: &WorkerConfig,
+    events: &[(i32, i64, Vec<u8>)],
+) -> BTreeSet<(i32, i64, String)> {
     let (set, _) = build_rule_set(config, false).unwrap();
     let mut out = BTreeSet::new();
     for (p, o, bytes) in events {
-        let Ok(value) = foundry_engine::decode_event(bytes, config.max_event_bytes) else { continue };
-        let origin = EventOrigin { source: "x".into(), offset: *o as u64, ..EventOrigin::default() };
+        let Ok(value) = foundry_engine::decode_event(bytes, config.max_event_bytes) else {
+            continue;
+        };
+        let origin = EventOrigin {
+            source: "x".into(),
+            offset: *o as u64,
+            ..EventOrigin::default()
+        };
         for hit in set.evaluate(&value, &origin, None).hits {
             out.insert((*p, *o, hit.rule.id));
         }

@@ -1,0 +1,165 @@
+//! Whole-pipeline benchmark: events per second through consume → evaluate → produce →
+//! commit (librdkafka's mock cluster), against the engine alone on the same events, in one run.
+//!
+//! The engine-alone figure decodes and evaluates the same records in batches of the same size
+//! across the same cores — exactly the pipeline's evaluate stage without Kafka — so the ratio
+//! is what the pipeline adds. Goal: at most 1.25.
+//!
+//! `cargo bench -p foundry-benches --bench pipeline` (env `PIPELINE_EVENTS`, default 20,000:
+//! OTRF Windows events from `../shared/corpus`, repeated as needed, with SigmaHQ's Windows
+//! rules and the Windows mapping).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use foundry_engine::{decode_event, EventOrigin};
+use foundry_worker::{build_rule_set, InputTopic, KafkaConfig, Worker, WorkerConfig};
+use rayon::prelude::*;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+const PARTITIONS: i32 = 6;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn corpus() -> PathBuf {
+    repo().join("../shared/corpus")
+}
+
+fn events(n: usize) -> Vec<Vec<u8>> {
+    let mut files = Vec::new();
+    let mut stack = vec![corpus().join("events/otrf/windows")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("corpus events").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "jsonl") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut pool = Vec::new();
+    for f in files {
+        for line in std::fs::read(&f).expect("event file").split(|b| *b == b'\n') {
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                pool.push(line.to_vec());
+            }
+        }
+        if pool.len() >= n {
+            break;
+        }
+    }
+    pool.iter().cycle().take(n).cloned().collect()
+}
+
+fn base_config() -> WorkerConfig {
+    let mut c = WorkerConfig::default();
+    c.rules = vec![corpus().join("sigma/rules/windows")];
+    c.mapping = vec![repo().join("config/mappings/windows.toml")];
+    c.batch_size = 500;
+    c.max_in_flight = 20_000;
+    c
+}
+
+fn engine_alone(config: &WorkerConfig, events: &[Vec<u8>]) -> (Duration, usize) {
+    let (set, _) = build_rule_set(config, false).expect("rules");
+    let started = Instant::now();
+    let mut hits = 0;
+    for (b, chunk) in events.chunks(config.batch_size).enumerate() {
+        let n: usize = chunk
+            .par_iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                let origin = EventOrigin { source: "bench".into(), offset: (b * 500 + i) as u64, ..Default::default() };
+                match decode_event(bytes, config.max_event_bytes) {
+                    Ok(v) => set.evaluate(&v, &origin, None).hits.len(),
+                    Err(_) => 0,
+                }
+            })
+            .sum();
+        hits += n;
+    }
+    (started.elapsed(), hits)
+}
+
+fn committed_all(brokers: &str, group: &str, ends: &[i64]) -> bool {
+    let c: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition("events", p);
+    }
+    let Ok(got) = c.committed_offsets(tpl, Duration::from_secs(10)) else { return false };
+    (0..PARTITIONS).all(|p| {
+        matches!(got.find_partition("events", p).map(|e| e.offset()), Some(Offset::Offset(o)) if o == ends[p as usize])
+    })
+}
+
+fn pipeline(config: &WorkerConfig, events: &[Vec<u8>]) -> (Duration, u64) {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("events", PARTITIONS, 1).unwrap();
+    cluster.create_topic("hits", PARTITIONS, 1).unwrap();
+    cluster.create_topic("dead-letters", 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        ClientConfig::new().set("bootstrap.servers", &brokers).set("linger.ms", "5").create().unwrap();
+    let mut ends = vec![0i64; PARTITIONS as usize];
+    for (i, e) in events.iter().enumerate() {
+        let p = i as i32 % PARTITIONS;
+        ends[p as usize] += 1;
+        let key = i.to_string();
+        let mut r = BaseRecord::to("events").partition(p).key(&key).payload(e);
+        while let Err((_, back)) = producer.send(r) {
+            r = back;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+
+    let mut c = config.clone();
+    let mut k = KafkaConfig::default();
+    k.brokers = brokers.clone();
+    k.group = "bench".into();
+    k.inputs = vec![InputTopic { topic: "events".into(), ..Default::default() }];
+    k.hits_topic = "hits".into();
+    k.dead_letter_topic = "dead-letters".into();
+    c.kafka = Some(k);
+    let worker = Worker::new(c).expect("worker");
+    let (shutdown, readiness, metrics) = (worker.shutdown(), worker.readiness(), worker.metrics());
+    let thread = std::thread::spawn(move || worker.run().expect("run"));
+    while !readiness.ready() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The clock starts at the group assignment: joining the group is not throughput.
+    let started = Instant::now();
+    while !committed_all(&brokers, "bench", &ends) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let elapsed = started.elapsed();
+    shutdown.stop();
+    let summary = thread.join().expect("worker thread");
+    let _ = metrics;
+    (elapsed, summary.hits)
+}
+
+fn main() {
+    let n: usize = std::env::var("PIPELINE_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let config = base_config();
+    let events = events(n);
+    let (engine, engine_hits) = engine_alone(&config, &events);
+    let (piped, pipeline_hits) = pipeline(&config, &events);
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    println!("pipeline benchmark: {n} events, {} cores", rayon::current_num_threads());
+    println!("  engine alone: {:>10.0} events/s ({:.2?}, {engine_hits} hits)", rate(engine), engine);
+    println!("  pipeline:     {:>10.0} events/s ({:.2?}, {pipeline_hits} hits)", rate(piped), piped);
+    println!(
+        "  pipeline / engine time: {:.2} (goal <= 1.25)",
+        piped.as_secs_f64() / engine.as_secs_f64()
+    );
+}
