@@ -46,7 +46,10 @@ fn events(n: usize) -> Vec<Vec<u8>> {
     files.sort();
     let mut pool = Vec::new();
     for f in files {
-        for line in std::fs::read(&f).expect("event file").split(|b| *b == b'\n') {
+        for line in std::fs::read(&f)
+            .expect("event file")
+            .split(|b| *b == b'\n')
+        {
             if !line.iter().all(u8::is_ascii_whitespace) {
                 pool.push(line.to_vec());
             }
@@ -76,7 +79,11 @@ fn engine_alone(config: &WorkerConfig, events: &[Vec<u8>]) -> (Duration, usize) 
             .par_iter()
             .enumerate()
             .map(|(i, bytes)| {
-                let origin = EventOrigin { source: "bench".into(), offset: (b * 500 + i) as u64, ..Default::default() };
+                let origin = EventOrigin {
+                    source: "bench".into(),
+                    offset: (b * 500 + i) as u64,
+                    ..Default::default()
+                };
                 match decode_event(bytes, config.max_event_bytes) {
                     Ok(v) => set.evaluate(&v, &origin, None).hits.len(),
                     Err(_) => 0,
@@ -89,13 +96,18 @@ fn engine_alone(config: &WorkerConfig, events: &[Vec<u8>]) -> (Duration, usize) 
 }
 
 fn committed_all(brokers: &str, group: &str, ends: &[i64]) -> bool {
-    let c: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
         tpl.add_partition("events", p);
     }
-    let Ok(got) = c.committed_offsets(tpl, Duration::from_secs(10)) else { return false };
+    let Ok(got) = c.committed_offsets(tpl, Duration::from_secs(10)) else {
+        return false;
+    };
     (0..PARTITIONS).all(|p| {
         matches!(got.find_partition("events", p).map(|e| e.offset()), Some(Offset::Offset(o)) if o == ends[p as usize])
     })
@@ -107,8 +119,11 @@ fn pipeline(config: &WorkerConfig, events: &[Vec<u8>]) -> (Duration, u64) {
     cluster.create_topic("hits", PARTITIONS, 1).unwrap();
     cluster.create_topic("dead-letters", 1, 1).unwrap();
     let brokers = cluster.bootstrap_servers();
-    let producer: ThreadedProducer<DefaultProducerContext> =
-        ClientConfig::new().set("bootstrap.servers", &brokers).set("linger.ms", "5").create().unwrap();
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
     let mut ends = vec![0i64; PARTITIONS as usize];
     for (i, e) in events.iter().enumerate() {
         let p = i as i32 % PARTITIONS;
@@ -126,7 +141,10 @@ fn pipeline(config: &WorkerConfig, events: &[Vec<u8>]) -> (Duration, u64) {
     let mut k = KafkaConfig::default();
     k.brokers = brokers.clone();
     k.group = "bench".into();
-    k.inputs = vec![InputTopic { topic: "events".into(), ..Default::default() }];
+    k.inputs = vec![InputTopic {
+        topic: "events".into(),
+        ..Default::default()
+    }];
     k.hits_topic = "hits".into();
     k.dead_letter_topic = "dead-letters".into();
     c.kafka = Some(k);
@@ -149,15 +167,29 @@ fn pipeline(config: &WorkerConfig, events: &[Vec<u8>]) -> (Duration, u64) {
 }
 
 fn main() {
-    let n: usize = std::env::var("PIPELINE_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let n: usize = std::env::var("PIPELINE_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
     let config = base_config();
     let events = events(n);
     let (engine, engine_hits) = engine_alone(&config, &events);
     let (piped, pipeline_hits) = pipeline(&config, &events);
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
-    println!("pipeline benchmark: {n} events, {} cores", rayon::current_num_threads());
-    println!("  engine alone: {:>10.0} events/s ({:.2?}, {engine_hits} hits)", rate(engine), engine);
-    println!("  pipeline:     {:>10.0} events/s ({:.2?}, {pipeline_hits} hits)", rate(piped), piped);
+    println!(
+        "pipeline benchmark: {n} events, {} cores",
+        rayon::current_num_threads()
+    );
+    println!(
+        "  engine alone: {:>10.0} events/s ({:.2?}, {engine_hits} hits)",
+        rate(engine),
+        engine
+    );
+    println!(
+        "  pipeline:     {:>10.0} events/s ({:.2?}, {pipeline_hits} hits)",
+        rate(piped),
+        piped
+    );
     println!(
         "  pipeline / engine time: {:.2} (goal <= 1.25)",
         piped.as_secs_f64() / engine.as_secs_f64()

@@ -102,12 +102,17 @@ pub fn resolve_config(args: &WorkerArgs) -> anyhow::Result<WorkerConfig> {
     if !args.payload_field.is_empty() {
         c.payload_fields = args.payload_field.clone();
     }
-    if let Some(url) = &args.hub {
-        c.hub = Some(HubConfig {
-            url: url.clone(),
-            tenant: args.tenant.clone().unwrap_or_default(),
-            token_file: args.token_file.clone(),
-        });
+    if args.hub.is_some() || args.tenant.is_some() || args.token_file.is_some() {
+        let hub = c.hub.get_or_insert_with(HubConfig::default);
+        if let Some(url) = &args.hub {
+            hub.url = url.clone();
+        }
+        if let Some(tenant) = &args.tenant {
+            hub.tenant = tenant.clone();
+        }
+        if args.token_file.is_some() {
+            hub.token_file = args.token_file.clone();
+        }
     }
     if args.metrics_addr.is_some() {
         c.metrics_addr = args.metrics_addr.clone();
@@ -176,9 +181,25 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<i32> {
         .context("starting the runtime")?;
     runtime.block_on(async move {
         if let Some(addr) = worker.config().metrics_addr.clone() {
-            foundry_worker::http::serve(&addr, worker.metrics(), worker.readiness())
-                .await
-                .with_context(|| format!("binding the metrics endpoint on {addr}"))?;
+            foundry_worker::http::serve(
+                &addr,
+                worker.metrics(),
+                worker.readiness(),
+                worker.reloader(),
+            )
+            .await
+            .with_context(|| format!("binding the metrics endpoint on {addr}"))?;
+        }
+        #[cfg(unix)]
+        if let Some(reloader) = worker.reloader() {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut hangups = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading the rule set");
+                    reloader.trigger(foundry_worker::Trigger::Signal);
+                }
+            });
         }
         let shutdown = worker.shutdown();
         tokio::spawn(async move {

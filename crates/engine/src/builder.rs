@@ -242,6 +242,26 @@ impl RuleSetBuilder {
         Ok(())
     }
 
+    /// A content hash of everything gathered so far (paths, texts, hub metadata, unreadable
+    /// files). Two reads of a folder with the same fingerprint saw the same files, which is
+    /// how hot reload tells a settled folder from one still being written.
+    pub fn fingerprint(&self) -> String {
+        let mut hasher = Sha256::new();
+        for source in &self.sources {
+            hasher.update(source.path.as_bytes());
+            hasher.update([0]);
+            hasher.update(source.text.as_bytes());
+            hasher.update([0]);
+            hasher.update(format!("{:?}", source.meta).as_bytes());
+            hasher.update([0]);
+        }
+        for failure in &self.unreadable {
+            hasher.update(failure.error.as_bytes());
+            hasher.update([0]);
+        }
+        hex::encode(hasher.finalize())
+    }
+
     /// Compiles everything into a rule set.
     pub fn build(self) -> Result<(RuleSet, LoadReport), RuleSetError> {
         let mut report = LoadReport {
@@ -258,11 +278,27 @@ impl RuleSetBuilder {
         let mut filters: Vec<(FilterDocument, foundry_sigma::Detection)> = Vec::new();
         let mut hasher = Sha256::new();
         let mut yara_sources = Vec::new();
+        let mut next_expiry: Option<chrono::DateTime<chrono::Utc>> = None;
+        let mut note_expiry = |until: chrono::DateTime<chrono::Utc>| {
+            next_expiry = Some(next_expiry.map_or(until, |t| t.min(until)));
+        };
         for source in &self.sources {
             hasher.update(source.path.as_bytes());
             hasher.update([0]);
             hasher.update(source.text.as_bytes());
             hasher.update([0]);
+            // Expiry the source carries (the hub's) applies to every rule in it, of any kind.
+            if let Some(until) = source.meta.valid_until.as_deref() {
+                match parse_instant(until) {
+                    Some(t) if t > now => note_expiry(t),
+                    // An expiry that cannot be read is treated as passed: never run a rule
+                    // whose validity cannot be established.
+                    _ => {
+                        report.expired.push(source.path.clone());
+                        continue;
+                    }
+                }
+            }
             if source.kind == SourceKind::Yara {
                 yara_sources.push(source.clone());
                 continue;
@@ -288,12 +324,13 @@ impl RuleSetBuilder {
                     Document::Rule(r) => match compile_rule(r, &mut fields, &options) {
                         Ok(rule) => {
                             if let Some(until) = valid_until(&rule, &source.meta) {
-                                if until < now {
+                                if until <= now {
                                     report
                                         .expired
                                         .push(format!("{}: {}", source.path, rule.meta.title));
                                     continue;
                                 }
+                                note_expiry(until);
                             }
                             for w in &rule.warnings {
                                 report.warnings.push(format!(
@@ -377,12 +414,19 @@ impl RuleSetBuilder {
             });
         }
         hasher.update(format!("{:?}", self.mapping).as_bytes());
+        // What expired is part of the set's identity: the same files with one rule fewer
+        // are another set.
+        for expired in &report.expired {
+            hasher.update(expired.as_bytes());
+            hasher.update([0]);
+        }
         let digest = hex::encode(hasher.finalize());
         let version = match &self.hub_version {
             Some(h) => format!("{h}+{}", &digest[..12]),
             None => digest[..16].to_string(),
         };
-        let set = RuleSet::assemble(rules, fields, &self.mapping, yara, version);
+        let mut set = RuleSet::assemble(rules, fields, &self.mapping, yara, version);
+        set.next_expiry = next_expiry;
         tracing::info!(
             version = %set.version(),
             sigma_rules = report.sigma_rules,

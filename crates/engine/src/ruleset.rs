@@ -35,6 +35,7 @@ pub struct RuleSet {
     indexing: bool,
     yara: Option<YaraPart>,
     time_fields: Vec<FieldId>,
+    pub(crate) next_expiry: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Field paths that commonly carry an event's own time, tried in order.
@@ -118,7 +119,14 @@ impl RuleSet {
             indexing: true,
             yara,
             time_fields,
+            next_expiry: None,
         }
+    }
+
+    /// The earliest `valid_until` among the loaded rules: from then on this set runs a rule
+    /// it should not, and a reload (which drops it) is due.
+    pub fn next_expiry(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.next_expiry
     }
 
     /// The version: a content hash of every rule file and the mapping (with the hub's version).

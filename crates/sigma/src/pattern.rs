@@ -292,6 +292,10 @@ mod tests {
         assert!(m("*a*b?c*", "xxaxxbbcx"));
         assert!(m("a*a*a", "aaa"));
         assert!(!m("a*a*a", "aa"));
-        assert!(m("*\\*\\*", "c:\\x\\y"));
+        // A doubled backslash is one literal backslash, so the stars after it stay live.
+        assert!(m(r"*\\*\\*", r"c:\x\y"));
+        // A backslash before a star escapes it: the value needs a literal `*`.
+        assert!(!m(r"*\*\*", r"c:\x\y"));
+        assert!(m(r"*\*\*", "a**"));
     }
 }

@@ -53,6 +53,9 @@ pub struct WorkerConfig {
     /// Event fields holding payloads for YARA-X, `FIELD[:base64|text|sha256ref]`.
     #[serde(default)]
     pub payload_fields: Vec<String>,
+    /// YARA-X scan limits and the blob folder for `sha256ref` payload fields.
+    #[serde(default)]
+    pub yara_scan: YaraScanConfig,
     /// TLP label of rules that carry none (default `TLP:CLEAR`).
     #[serde(default)]
     pub default_tlp: Option<String>,
@@ -76,9 +79,12 @@ pub struct WorkerConfig {
     /// Address of the Prometheus endpoint (`/metrics`, `/healthz`, `/readyz`); none when unset.
     #[serde(default)]
     pub metrics_addr: Option<String>,
-    /// The hub to take rules from (not served by the worker yet; see the README's known limits).
+    /// The hub to take the tenant's deployable rule set from (with or instead of files).
     #[serde(default)]
     pub hub: Option<HubConfig>,
+    /// Hot reload: watching rule folders, the expiry timer.
+    #[serde(default)]
+    pub reload: ReloadConfig,
     /// Files mode (the embedded default), used when `kafka` is absent.
     #[serde(default)]
     pub files: FilesConfig,
@@ -88,16 +94,88 @@ pub struct WorkerConfig {
 }
 
 /// Where rules come from when they come from the hub.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HubConfig {
     /// Base URL of the hub.
     pub url: String,
     /// The tenant whose reviewed rules this worker runs.
     pub tenant: String,
-    /// File holding the API token.
+    /// File holding the API token (`FOUNDRY_HUB_TOKEN` overrides it).
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// Long-poll wait asked of the hub, in seconds: a change reaches the worker as soon as the
+    /// hub has it, and an idle worker asks once per this interval. Default 30.
+    #[serde(default = "defaults::hub_poll_wait_secs")]
+    pub poll_wait_secs: u64,
+    /// Pause after a failed poll before the next, in seconds. Default 5.
+    #[serde(default = "defaults::hub_retry_secs")]
+    pub retry_secs: u64,
+}
+
+/// Bounds on YARA-X work per event, and where `sha256ref` payloads are found. Every limit
+/// that is hit is counted in `foundry_payload_problems_total{reason}`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct YaraScanConfig {
+    /// Wall-clock budget of one payload scan, in seconds (whole seconds: YARA-X checks it
+    /// once a second). Default 5.
+    #[serde(default = "defaults::yara_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Largest payload scanned, in bytes. Default 32 MiB.
+    #[serde(default = "defaults::yara_max_payload_bytes")]
+    pub max_payload_bytes: usize,
+    /// Most payloads scanned per event. Default 16.
+    #[serde(default = "defaults::yara_max_payloads_per_event")]
+    pub max_payloads_per_event: usize,
+    /// Most matched strings listed in one hit. Default 32.
+    #[serde(default = "defaults::yara_max_matched_strings")]
+    pub max_matched_strings: usize,
+    /// Folder of blobs named by their SHA-256, for `FIELD:sha256ref` payload fields.
+    #[serde(default)]
+    pub blob_dir: Option<PathBuf>,
+}
+
+impl Default for YaraScanConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every YARA setting has a default")
+    }
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            url: String::new(),
+            tenant: String::new(),
+            token_file: None,
+            poll_wait_secs: defaults::hub_poll_wait_secs(),
+            retry_secs: defaults::hub_retry_secs(),
+        }
+    }
+}
+
+/// Hot reload of the rule set (see `reload`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadConfig {
+    /// Watch the rule files and folders and reload when they change. Default true.
+    #[serde(default = "defaults::yes")]
+    pub watch: bool,
+    /// Quiet time after the last file change before reloading, in milliseconds; also the
+    /// wait between the two reads that must agree before a folder counts as settled.
+    /// Default 500.
+    #[serde(default = "defaults::reload_debounce_ms")]
+    pub debounce_ms: u64,
+    /// Timer, in seconds: re-reads the sources (catching changes a watcher missed) and drops
+    /// rules whose `valid_until` has passed. Default 30.
+    #[serde(default = "defaults::reload_interval_secs")]
+    pub interval_secs: u64,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every reload setting has a default")
+    }
 }
 
 /// The embedded default: JSON Lines in, JSON Lines out.
@@ -232,6 +310,33 @@ impl Default for KafkaConfig {
 }
 
 mod defaults {
+    pub fn yara_timeout_secs() -> u64 {
+        5
+    }
+    pub fn yara_max_payload_bytes() -> usize {
+        32 << 20
+    }
+    pub fn yara_max_payloads_per_event() -> usize {
+        16
+    }
+    pub fn yara_max_matched_strings() -> usize {
+        32
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn hub_poll_wait_secs() -> u64 {
+        30
+    }
+    pub fn hub_retry_secs() -> u64 {
+        5
+    }
+    pub fn reload_debounce_ms() -> u64 {
+        500
+    }
+    pub fn reload_interval_secs() -> u64 {
+        30
+    }
     pub fn max_event_bytes() -> usize {
         1 << 20
     }
@@ -335,6 +440,20 @@ impl WorkerConfig {
         }
         if self.rules.is_empty() && self.yara.is_empty() && self.hub.is_none() {
             return bad("no rules: set `rules`, `yara` or `hub`");
+        }
+        if let Some(h) = &self.hub {
+            if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
+                return bad("hub.url must start with http:// or https://");
+            }
+            if h.tenant.trim().is_empty() {
+                return bad("hub.tenant is empty (set it or --tenant)");
+            }
+            if h.poll_wait_secs == 0 {
+                return bad("hub.poll_wait_secs must be at least 1");
+            }
+        }
+        if self.reload.interval_secs == 0 {
+            return bad("reload.interval_secs must be at least 1");
         }
         if let Some(k) = &self.kafka {
             if k.brokers.trim().is_empty() {

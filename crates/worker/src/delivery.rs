@@ -210,6 +210,18 @@ impl Delivery {
         out
     }
 
+    /// A commit of `offset` on `key` failed (for example during a rebalance): forget that it
+    /// was handed out, so the next [`Delivery::take_commits`] offers the partition's safe
+    /// offset again. Without this, a failed last commit would never be retried.
+    pub fn commit_failed(&self, key: &PartitionKey, offset: i64) {
+        let mut tracks = self.lock();
+        if let Some(t) = tracks.get_mut(key) {
+            if t.owned && t.committed <= offset {
+                t.committed = -1;
+            }
+        }
+    }
+
     /// Waits until none of `keys` (every partition when `None`) has a pending record, or until
     /// `deadline`. Returns whether they drained.
     pub fn wait_drained(&self, keys: Option<&[PartitionKey]>, deadline: Instant) -> bool {
@@ -359,6 +371,39 @@ mod tests {
             }]
         );
         assert_eq!(d.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_failed_commit_is_offered_again() {
+        let d = Delivery::new(100, prometheus::IntGauge::new("g", "g").unwrap());
+        d.assign(&[key(0)]);
+        d.register(&key(0), 7).done();
+        let first = d.take_commits(None);
+        assert_eq!(
+            first,
+            vec![CommitOffset {
+                key: key(0),
+                offset: 8
+            }]
+        );
+        assert_eq!(d.take_commits(None), vec![], "handed out once");
+        d.commit_failed(&key(0), 8);
+        assert_eq!(
+            d.take_commits(None),
+            first,
+            "offered again after the failure"
+        );
+        // A failure of an older commit does not undo a newer one that was handed out.
+        d.register(&key(0), 8).done();
+        assert_eq!(
+            d.take_commits(None),
+            vec![CommitOffset {
+                key: key(0),
+                offset: 9
+            }]
+        );
+        d.commit_failed(&key(0), 8);
+        assert_eq!(d.take_commits(None), vec![]);
     }
 
     #[test]

@@ -74,6 +74,22 @@ impl ClientContext for ConsumerCallbacks {
     }
 }
 
+impl ConsumerCallbacks {
+    /// Marks the offsets of a failed commit to be committed again (see
+    /// [`Delivery::commit_failed`]).
+    fn retry_commits(&self, offsets: &TopicPartitionList) {
+        for e in offsets.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                let key = PartitionKey {
+                    topic: e.topic().into(),
+                    partition: e.partition(),
+                };
+                self.delivery.commit_failed(&key, o);
+            }
+        }
+    }
+}
+
 impl ConsumerContext for ConsumerCallbacks {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
@@ -97,11 +113,11 @@ impl ConsumerContext for ConsumerCallbacks {
                 if !self.shutdown.aborted() && !lost && !self.commits_in_sink {
                     let offsets = self.delivery.take_commits(Some(&keys));
                     if !offsets.is_empty() {
-                        match offset_list(&offsets)
+                        if let Err(e) = offset_list(&offsets)
                             .and_then(|tpl| consumer.commit(&tpl, CommitMode::Sync))
                         {
-                            Ok(()) => {}
-                            Err(e) => self.metrics.commit_failed(&e),
+                            // The next owner re-reads from the last commit that succeeded.
+                            self.metrics.commit_failed(&e);
                         }
                     }
                 }
@@ -116,12 +132,13 @@ impl ConsumerContext for ConsumerCallbacks {
     fn commit_callback(
         &self,
         result: rdkafka::error::KafkaResult<()>,
-        _offsets: &TopicPartitionList,
+        offsets: &TopicPartitionList,
     ) {
         if let Err(e) = result {
             // No offsets to commit is not a failure.
             if !matches!(e, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) {
                 self.metrics.commit_failed(&e);
+                self.retry_commits(offsets);
             }
         }
     }
@@ -390,7 +407,9 @@ impl Source for KafkaSource {
             CommitMode::Async
         };
         if let Err(e) = self.consumer.commit(&tpl, mode) {
-            self.consumer.context().metrics.commit_failed(&e);
+            let context = self.consumer.context();
+            context.metrics.commit_failed(&e);
+            context.retry_commits(&tpl);
         }
         Ok(())
     }

@@ -11,7 +11,10 @@
 //! Two families of sources and sinks share the pipeline: [`kafka`] (a consumer group with
 //! cooperative-sticky rebalancing, at-least-once by default, Kafka transactions as an
 //! option) and [`file`] (JSON Lines files or standard input and output, the embedded default).
-//! [`http`] serves `/metrics`, `/healthz` and `/readyz`. A [`Shutdown`] handle stops a run
+//! [`http`] serves `/metrics`, `/healthz`, `/readyz` and `POST /admin/reload`. The
+//! [`reload::Reloader`] replaces the running rule set while the stream runs — on file
+//! changes ([`watch`]), SIGHUP, the admin route, a new bundle from the [`hub`], or its timer
+//! (expiry) — and never with a set in which any rule fails. A [`Shutdown`] handle stops a run
 //! gracefully — stop fetching, finish in-flight batches, wait for acknowledgements, commit,
 //! leave the group — within the configured deadline.
 
@@ -21,20 +24,27 @@ pub mod config;
 pub mod delivery;
 pub mod file;
 pub mod http;
+pub mod hub;
 pub mod kafka;
 pub mod metrics;
 pub mod pipeline;
+pub mod reload;
 pub mod rules;
+pub mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use config::{ConfigError, HitKey, HubConfig, InputTopic, KafkaConfig, WorkerConfig};
+pub use config::{
+    ConfigError, HitKey, HubConfig, InputTopic, KafkaConfig, ReloadConfig, WorkerConfig,
+    YaraScanConfig,
+};
 pub use delivery::{Delivery, PartitionKey, Ticket};
 pub use http::Readiness;
 pub use metrics::Metrics;
 pub use pipeline::{DeadLetterSink, HitSink, RawRecord, RunSummary, Shutdown, Source};
-pub use rules::{build_rule_set, RuleSetHandle};
+pub use reload::{ReloadOutcome, Reloader, Trigger};
+pub use rules::{build_rule_set, rule_set_builder, RuleSetHandle};
 
 use foundry_engine::RuleSet;
 
@@ -66,6 +76,7 @@ pub struct Worker {
     config: WorkerConfig,
     id: String,
     rules: RuleSetHandle,
+    reloader: Option<Arc<Reloader>>,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     delivery: Arc<Delivery>,
@@ -74,33 +85,59 @@ pub struct Worker {
 
 impl Worker {
     /// Validates the configuration and compiles its rules (rules that fail are logged and
-    /// left out, as `foundry scan` does).
+    /// left out, as `foundry scan` does; later reloads are strict). With a hub configured,
+    /// its deployable set is fetched first.
     pub fn new(config: WorkerConfig) -> Result<Worker, WorkerError> {
         config.validate()?;
-        let (set, _report) = build_rule_set(&config, false)?;
-        Worker::with_rule_set(config, set)
+        let metrics = Arc::new(Metrics::new());
+        let readiness = Readiness::new();
+        let reloader = Reloader::start(config.clone(), metrics.clone(), readiness.clone())?;
+        let rules = reloader.handle().clone();
+        Ok(Worker::assemble(
+            config,
+            rules,
+            Some(reloader),
+            metrics,
+            readiness,
+        ))
     }
 
-    /// A worker running an already built rule set.
+    /// A worker running an already built rule set, without hot reload (benchmarks).
     pub fn with_rule_set(config: WorkerConfig, set: RuleSet) -> Result<Worker, WorkerError> {
         let metrics = Arc::new(Metrics::new());
         let readiness = Readiness::new();
+        let rules = RuleSetHandle::new(set, metrics.clone());
+        readiness.set_ruleset(true);
+        Ok(Worker::assemble(config, rules, None, metrics, readiness))
+    }
+
+    fn assemble(
+        config: WorkerConfig,
+        rules: RuleSetHandle,
+        reloader: Option<Arc<Reloader>>,
+        metrics: Arc<Metrics>,
+        readiness: Arc<Readiness>,
+    ) -> Worker {
         if config.kafka.is_some() {
             readiness.require_assignment();
         }
-        let rules = RuleSetHandle::new(set, metrics.clone());
-        readiness.set_ruleset(true);
         let delivery = Delivery::new(config.max_in_flight.max(1), metrics.in_flight.clone());
         let id = config.worker_id();
-        Ok(Worker {
+        Worker {
             config,
             id,
             rules,
+            reloader,
             metrics,
             readiness,
             delivery,
             shutdown: Shutdown::new(),
-        })
+        }
+    }
+
+    /// The hot-reload driver (absent for a worker built with [`Worker::with_rule_set`]).
+    pub fn reloader(&self) -> Option<Arc<Reloader>> {
+        self.reloader.clone()
     }
 
     /// The running rule set.
@@ -187,6 +224,9 @@ impl Worker {
             worker_id: self.id.clone(),
             hit_key: c.kafka.as_ref().map_or(HitKey::Input, |k| k.hit_key),
         };
+        if let Some(reloader) = &self.reloader {
+            reloader.spawn()?;
+        }
         let summary = pipeline::run_pipeline(
             source,
             hits,
@@ -196,7 +236,11 @@ impl Worker {
             self.metrics.clone(),
             settings,
             self.shutdown.clone(),
-        )?;
+        );
+        if let Some(reloader) = &self.reloader {
+            reloader.stop();
+        }
+        let summary = summary?;
         tracing::info!(
             events = summary.events,
             hits = summary.hits,

@@ -6,6 +6,7 @@
 
 use std::sync::Mutex;
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry,
@@ -40,6 +41,18 @@ pub struct Metrics {
     pub ruleset_info: IntGaugeVec,
     /// `foundry_stage_seconds{stage}`: time per batch in each pipeline stage (fetch, emit).
     pub stage_seconds: HistogramVec,
+    /// `foundry_ruleset_reloads_total{trigger}`: rule sets swapped in by a reload.
+    pub reloads: IntCounterVec,
+    /// `foundry_ruleset_reload_failures_total`: reloads rejected (the old set kept running).
+    pub reload_failures: IntCounter,
+    /// `foundry_ruleset_reload_seconds`: time from reading the sources to the swap.
+    pub reload_seconds: Histogram,
+    /// `foundry_ruleset_rules{kind}`: rules in the running set.
+    pub ruleset_rules: IntGaugeVec,
+    /// `foundry_ruleset_expired_rules`: rules left out of the running set as expired.
+    pub expired_rules: IntGauge,
+    /// `foundry_hub_poll_failures_total`: polls of the hub that failed.
+    pub hub_poll_failures: IntCounter,
     ruleset_version: Mutex<Option<String>>,
 }
 
@@ -135,14 +148,54 @@ impl Metrics {
                 &["stage"],
             )
             .expect("valid metric"),
+            reloads: counter_vec(
+                "foundry_ruleset_reloads_total",
+                "Rule sets swapped in by a reload, by trigger.",
+                &["trigger"],
+            ),
+            reload_failures: counter(
+                "foundry_ruleset_reload_failures_total",
+                "Reloads rejected because a rule failed; the old set kept running.",
+            ),
+            reload_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "foundry_ruleset_reload_seconds",
+                    "Time from reading the rule sources to swapping the new set in.",
+                )
+                .buckets(prometheus::exponential_buckets(0.005, 2.0, 14).expect("valid buckets")),
+            )
+            .expect("valid metric"),
+            ruleset_rules: IntGaugeVec::new(
+                Opts::new(
+                    "foundry_ruleset_rules",
+                    "Rules in the running set, by kind.",
+                ),
+                &["kind"],
+            )
+            .expect("valid metric"),
+            expired_rules: IntGauge::new(
+                "foundry_ruleset_expired_rules",
+                "Rules left out of the running set because their valid_until has passed.",
+            )
+            .expect("valid metric"),
+            hub_poll_failures: counter(
+                "foundry_hub_poll_failures_total",
+                "Polls of the hub's deployable set that failed.",
+            ),
             registry,
             ruleset_version: Mutex::new(None),
         };
         let r = &m.registry;
-        for c in [&m.events_consumed, &m.commit_failures, &m.delivery_failures] {
+        for c in [
+            &m.events_consumed,
+            &m.commit_failures,
+            &m.delivery_failures,
+            &m.reload_failures,
+            &m.hub_poll_failures,
+        ] {
             r.register(Box::new(c.clone())).expect("unique metric");
         }
-        for c in [&m.hits, &m.dead_letters, &m.payload_problems] {
+        for c in [&m.hits, &m.dead_letters, &m.payload_problems, &m.reloads] {
             r.register(Box::new(c.clone())).expect("unique metric");
         }
         r.register(Box::new(m.evaluation_seconds.clone()))
@@ -156,6 +209,12 @@ impl Metrics {
         r.register(Box::new(m.ruleset_info.clone()))
             .expect("unique metric");
         r.register(Box::new(m.stage_seconds.clone()))
+            .expect("unique metric");
+        r.register(Box::new(m.reload_seconds.clone()))
+            .expect("unique metric");
+        r.register(Box::new(m.ruleset_rules.clone()))
+            .expect("unique metric");
+        r.register(Box::new(m.expired_rules.clone()))
             .expect("unique metric");
         for reason in DeadLetterReason::ALL {
             m.dead_letters.with_label_values(&[reason.as_str()]);
@@ -199,6 +258,73 @@ impl Metrics {
         }
         self.ruleset_info.with_label_values(&[version]).set(1);
         *current = Some(version.to_string());
+        self.ruleset_rules
+            .with_label_values(&["sigma"])
+            .set(sigma as i64);
+        self.ruleset_rules
+            .with_label_values(&["yara"])
+            .set(yara as i64);
+    }
+
+    /// A reload swapped a new set in: log it, count it, and drop the per-rule series of rules
+    /// the new set no longer has (their counters are gone with them, never decremented).
+    pub fn reloaded(
+        &self,
+        trigger: &str,
+        from: &str,
+        to: &str,
+        rule_ids: &[String],
+        expired: usize,
+        took: std::time::Duration,
+    ) {
+        tracing::info!(
+            trigger,
+            from,
+            to,
+            expired,
+            seconds = took.as_secs_f64(),
+            "rule set reloaded"
+        );
+        self.reloads.with_label_values(&[trigger]).inc();
+        self.reload_seconds.observe(took.as_secs_f64());
+        self.expired_rules.set(expired as i64);
+        let keep: std::collections::HashSet<&str> = rule_ids.iter().map(String::as_str).collect();
+        let mut gone = Vec::new();
+        for family in self.hits.collect() {
+            for metric in family.get_metric() {
+                let labels: Vec<(&str, &str)> = metric
+                    .get_label()
+                    .iter()
+                    .map(|l| (l.name(), l.value()))
+                    .collect();
+                let value = |name: &str| labels.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+                if let (Some(rule), Some(level)) = (value("rule"), value("level")) {
+                    if !keep.contains(rule) {
+                        gone.push((rule.to_string(), level.to_string()));
+                    }
+                }
+            }
+        }
+        for (rule, level) in gone {
+            let _ = self.hits.remove_label_values(&[&rule, &level]);
+        }
+    }
+
+    /// A reload was rejected: log it and count it; the old set keeps running.
+    pub fn reload_failed(&self, trigger: &str, running: &str, error: &dyn std::fmt::Display) {
+        tracing::error!(
+            trigger,
+            running,
+            %error,
+            "rule set reload rejected; the running set stays"
+        );
+        self.reload_failures.inc();
+    }
+
+    /// A poll of the hub failed; the next one follows after the retry pause.
+    pub fn hub_poll_failed(&self, error: &dyn std::fmt::Display) {
+        tracing::warn!(%error, "hub poll failed; the running set stays");
+        self.hub_poll_failures.inc();
     }
 
     /// Hits of one event were produced.

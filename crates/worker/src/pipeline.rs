@@ -8,7 +8,7 @@
 //! pauses the source — so a slow output slows the input down instead of growing memory.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -392,7 +392,21 @@ fn emit_stage(
     shutdown: &Shutdown,
 ) -> Result<(u64, u64), WorkerError> {
     let (mut hit_count, mut letter_count) = (0u64, 0u64);
-    for batch in input {
+    loop {
+        // Outputs the output refused are re-sent from here. While the input is paused at the
+        // in-flight bound no batch arrives, so waiting for one must not be the only moment
+        // they are retried, or a long outage would stall the worker for good.
+        let batch = match input.recv_timeout(Duration::from_millis(200)) {
+            Ok(batch) => batch,
+            Err(RecvTimeoutError::Timeout) => {
+                if shutdown.aborted() {
+                    break;
+                }
+                hits.pump()?;
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         if shutdown.aborted() {
             break;
         }

@@ -315,7 +315,7 @@ fn output_outage_commits_nothing_unacknowledged_and_recovers() {
         c.worker_id = Some(id.into());
         c
     };
-    let outage = Duration::from_secs(10);
+    let outage = Duration::from_secs(30); // the acceptance item's outage
     let w = k::start(cfg("outage-a"));
     k::wait_until("some progress", Duration::from_secs(120), || {
         w.consumed() >= 2000
