@@ -163,6 +163,7 @@ impl Source for Stream {
                     headers: Vec::new(),
                     hint: None,
                     kafka: false,
+                    epoch: None,
                 }
             })
             .collect();

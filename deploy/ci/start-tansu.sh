@@ -4,7 +4,7 @@
 # when it is missing (about 12 minutes on 2 cores). Prints the broker address on stdout, last.
 #
 #   brokers=$(bash deploy/ci/start-tansu.sh | tail -n 1)
-#   FOUNDRY_E2E_BROKERS=$brokers cargo test -p foundry-worker --test e2e_broker
+#   FOUNDRY_E2E_BROKERS=$brokers cargo test -p foundry --test e2e_broker
 #
 # Environment: TANSU_PORT (default 19092), TANSU_LOG (default /tmp/tansu.log).
 set -euo pipefail

@@ -123,9 +123,15 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         let mut flush = |batch: &mut Vec<(serde_json::Value, EventOrigin)>,
                          out: &mut BufWriter<std::io::StdoutLock<'_>>|
          -> anyhow::Result<()> {
-            for evaluation in set.evaluate_batch(batch, None) {
+            let evaluations = set.evaluate_batch(batch, None);
+            for (evaluation, (_, origin)) in evaluations.iter().zip(batch.iter()) {
+                // The event is kept and its other hits count; the payload is named with the
+                // event it came from.
                 for p in &evaluation.payload_problems {
-                    eprintln!("{input}: payload {}: {} ({})", p.field, p.reason, p.detail);
+                    eprintln!(
+                        "{input}: event {}: payload {} not scanned: {} ({})",
+                        origin.offset, p.field, p.reason, p.detail
+                    );
                 }
                 for hit in &evaluation.hits {
                     serde_json::to_writer(&mut *out, hit)?;

@@ -389,24 +389,7 @@ impl RuleSetBuilder {
                 ));
             }
         }
-        let yara = if yara_sources.is_empty() {
-            None
-        } else {
-            match YaraPart::compile(
-                &yara_sources,
-                &self.yara_limits,
-                self.default_tlp.as_deref(),
-            ) {
-                Ok(part) => {
-                    report.yara_rules = part.rule_count();
-                    Some(part)
-                }
-                Err(failures) => {
-                    report.failed.extend(failures);
-                    None
-                }
-            }
-        };
+        let yara = self.compile_yara(yara_sources, &mut report);
         report.sigma_rules = rules.len();
         if self.strict && !report.failed.is_empty() {
             return Err(RuleSetError::Rejected {
@@ -435,6 +418,39 @@ impl RuleSetBuilder {
             "rule set compiled"
         );
         Ok((set, report))
+    }
+}
+
+impl RuleSetBuilder {
+    /// Compiles the YARA-X sources into one part. YARA-X compiles a set as a whole, so when
+    /// some files fail and the build is lenient, those files are reported and left out and
+    /// the rest compiled again, as one bad Sigma file does not stop the others either.
+    fn compile_yara(
+        &self,
+        mut sources: Vec<RuleSource>,
+        report: &mut LoadReport,
+    ) -> Option<YaraPart> {
+        while !sources.is_empty() {
+            let failures =
+                match YaraPart::compile(&sources, &self.yara_limits, self.default_tlp.as_deref()) {
+                    Ok(part) => {
+                        report.yara_rules = part.rule_count();
+                        return Some(part);
+                    }
+                    Err(failures) => failures,
+                };
+            let before = sources.len();
+            if !self.strict {
+                sources.retain(|s| !failures.iter().any(|f| f.path == s.path));
+            }
+            report.failed.extend(failures);
+            if self.strict || sources.len() == before {
+                // Strict builds reject the set anyway; failures naming no source (an include
+                // gone wrong) cannot be isolated, so nothing of the YARA part loads.
+                return None;
+            }
+        }
+        None
     }
 }
 

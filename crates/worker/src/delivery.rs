@@ -146,8 +146,53 @@ impl Delivery {
         self.changed.notify_all();
     }
 
+    /// One line per partition: ownership, epoch, next offset, last offset handed out for
+    /// committing, and pending count (diagnostics and tests).
+    pub fn describe(&self) -> Vec<String> {
+        let tracks = self.lock();
+        let mut out: Vec<String> = tracks
+            .iter()
+            .map(|(k, t)| {
+                format!(
+                    "{}:{} owned={} epoch={} next={} committed={} pending={}",
+                    k.topic,
+                    k.partition,
+                    t.owned,
+                    t.epoch,
+                    t.next,
+                    t.committed,
+                    t.pending.len()
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The current ownership epoch of `key`: 0 when this worker does not own it.
+    pub fn epoch(&self, key: &PartitionKey) -> u64 {
+        self.lock()
+            .get(key)
+            .filter(|t| t.owned)
+            .map_or(0, |t| t.epoch)
+    }
+
     /// Registers a record just read; the ticket holds the pipeline's reference.
     pub fn register(self: &Arc<Self>, key: &PartitionKey, offset: i64) -> Arc<Ticket> {
+        self.register_read(key, offset, None)
+    }
+
+    /// Registers a record read during ownership epoch `read_in` (see [`Delivery::epoch`]). A
+    /// record read in an earlier ownership of its partition (it waited in a buffer while the
+    /// partition was revoked and assigned again) still runs, but counts toward no commit:
+    /// the new ownership re-reads from the last commit, and that record's offset must not
+    /// move the new ownership's commits past what it has itself read.
+    pub fn register_read(
+        self: &Arc<Self>,
+        key: &PartitionKey,
+        offset: i64,
+        read_in: Option<u64>,
+    ) -> Arc<Ticket> {
         let mut tracks = self.lock();
         // Inputs without assignments (files) own a partition from its first record on.
         let track = tracks.entry(key.clone()).or_insert_with(|| PartitionTrack {
@@ -159,7 +204,8 @@ impl Delivery {
         });
         // A record of a partition revoked after it was fetched still runs (its hits are a
         // duplicate at worst) but must not move that partition's commits: epoch 0 matches none.
-        let epoch = if track.owned {
+        let current = read_in.is_none_or(|e| e == track.epoch);
+        let epoch = if track.owned && current {
             track.pending.insert(offset);
             track.next = track.next.max(offset + 1);
             track.epoch
@@ -217,6 +263,18 @@ impl Delivery {
         let mut tracks = self.lock();
         if let Some(t) = tracks.get_mut(key) {
             if t.owned && t.committed <= offset {
+                t.committed = -1;
+            }
+        }
+    }
+
+    /// Offers every owned partition's safe offset again at the next
+    /// [`Delivery::take_commits`], even where it was handed out already. Committing an offset
+    /// twice is harmless; a commit that was lost without an error (during a rebalance the
+    /// group may drop it) would otherwise never be repeated once the partition is idle.
+    pub fn offer_again(&self) {
+        for t in self.lock().values_mut() {
+            if t.owned {
                 t.committed = -1;
             }
         }
@@ -371,6 +429,29 @@ mod tests {
             }]
         );
         assert_eq!(d.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_record_read_before_a_reassignment_moves_no_commit() {
+        let d = Delivery::new(100, prometheus::IntGauge::new("g", "g").unwrap());
+        d.assign(&[key(0)]);
+        let first = d.epoch(&key(0));
+        // Read at offset 900 in the first ownership; the partition is revoked and assigned
+        // again before that record is registered, and the new ownership re-reads from 100.
+        d.revoke(&[key(0)]);
+        d.assign(&[key(0)]);
+        assert_ne!(d.epoch(&key(0)), first);
+        d.register_read(&key(0), 900, Some(first)).done();
+        let now = d.epoch(&key(0));
+        d.register_read(&key(0), 100, Some(now)).done();
+        assert_eq!(
+            d.take_commits(None),
+            vec![CommitOffset {
+                key: key(0),
+                offset: 101
+            }],
+            "the commit follows what this ownership read, not the stale 900"
+        );
     }
 
     #[test]

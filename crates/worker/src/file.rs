@@ -77,6 +77,7 @@ impl FileSource {
                             headers: Vec::new(),
                             hint: None,
                             kafka: false,
+                            epoch: None,
                         };
                         if tx.send(Ok(record)).is_err() {
                             return;

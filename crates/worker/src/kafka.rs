@@ -135,11 +135,17 @@ impl ConsumerContext for ConsumerCallbacks {
         offsets: &TopicPartitionList,
     ) {
         if let Err(e) = result {
-            // No offsets to commit is not a failure.
+            // "No offset" is not counted as a failure (nothing was wrong with the request),
+            // but those offsets were not committed either: offer them again.
             if !matches!(e, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) {
                 self.metrics.commit_failed(&e);
-                self.retry_commits(offsets);
+            } else {
+                tracing::debug!(
+                    ?offsets,
+                    "commit answered with no offset; offering it again"
+                );
             }
+            self.retry_commits(offsets);
         }
     }
 }
@@ -308,11 +314,14 @@ impl KafkaSource {
                     .collect()
             })
             .unwrap_or_default();
+        let key = PartitionKey {
+            topic,
+            partition: m.partition(),
+        };
+        let epoch = Some(self.consumer.context().delivery.epoch(&key));
         RawRecord {
-            key: PartitionKey {
-                topic,
-                partition: m.partition(),
-            },
+            key,
+            epoch,
             offset: m.offset(),
             record_key: m.key().map(<[u8]>::to_vec),
             payload: m.payload().unwrap_or_default().to_vec(),
@@ -532,8 +541,10 @@ impl Output {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    // The producer's queue is the bound on output memory: wait for room.
-                    if self.shutdown.aborted() {
+                    // The producer's queue is the bound on output memory: wait for room. Past
+                    // the shutdown deadline, give up: the record stays unacknowledged, so its
+                    // offset is not committed and the next owner reads it again.
+                    if self.shutdown.aborted() || self.shutdown.overdue() {
                         return Ok(());
                     }
                     record = back;

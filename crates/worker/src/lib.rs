@@ -160,6 +160,11 @@ impl Worker {
         self.shutdown.clone()
     }
 
+    /// The delivery bookkeeping (offsets in flight and committable), for diagnostics.
+    pub fn delivery(&self) -> Arc<Delivery> {
+        self.delivery.clone()
+    }
+
     /// The worker's id.
     pub fn id(&self) -> &str {
         &self.id

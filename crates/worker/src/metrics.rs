@@ -359,9 +359,25 @@ impl Metrics {
             .inc();
     }
 
-    /// A payload could not be scanned.
-    pub fn payload_problem(&self, reason: &'static str) {
-        self.payload_problems.with_label_values(&[reason]).inc();
+    /// A payload of `record` could not be scanned (logged at debug: it is per event). The
+    /// event itself is not lost: its other payloads and its Sigma hits still count.
+    pub fn payload_problem(
+        &self,
+        record: &crate::pipeline::RawRecord,
+        problem: &foundry_engine::PayloadProblem,
+    ) {
+        tracing::debug!(
+            reason = problem.reason,
+            topic = %record.key.topic,
+            partition = record.key.partition,
+            offset = record.offset,
+            field = %problem.field,
+            detail = %problem.detail,
+            "payload not scanned"
+        );
+        self.payload_problems
+            .with_label_values(&[problem.reason])
+            .inc();
     }
 
     /// An offset commit failed.

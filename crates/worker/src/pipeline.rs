@@ -38,6 +38,9 @@ pub struct RawRecord {
     pub hint: Option<Arc<Logsource>>,
     /// Whether the origin carries Kafka topic and partition.
     pub kafka: bool,
+    /// The ownership epoch of its partition when it was read (Kafka), so that a record read
+    /// before a revocation is never counted toward a later ownership's commits.
+    pub epoch: Option<u64>,
 }
 
 impl RawRecord {
@@ -114,6 +117,11 @@ pub struct Shutdown(Arc<ShutdownFlags>);
 struct ShutdownFlags {
     stop: AtomicBool,
     abort: AtomicBool,
+    /// When the first stop was asked for: every stage measures the one shutdown deadline
+    /// from here, so the stages' waits do not add up.
+    stopped_at: std::sync::OnceLock<Instant>,
+    /// The time a graceful stop may take, set by the pipeline.
+    grace: std::sync::OnceLock<Duration>,
 }
 
 impl Shutdown {
@@ -123,7 +131,30 @@ impl Shutdown {
     }
     /// Asks for a graceful stop (what SIGTERM and SIGINT do).
     pub fn stop(&self) {
+        let _ = self.0.stopped_at.set(Instant::now());
         self.0.stop.store(true, Ordering::Release);
+    }
+    /// Sets the time a graceful stop may take (the pipeline does, from its settings).
+    pub fn set_grace(&self, grace: Duration) {
+        let _ = self.0.grace.set(grace);
+    }
+    /// The instant by which a graceful stop gives up waiting: the stop plus the grace time.
+    /// Far in the future while no stop was asked for.
+    pub fn deadline(&self) -> Instant {
+        let grace = self
+            .0
+            .grace
+            .get()
+            .copied()
+            .unwrap_or(Duration::from_secs(30));
+        match self.0.stopped_at.get() {
+            Some(at) => *at + grace,
+            None => Instant::now() + grace + Duration::from_secs(3600),
+        }
+    }
+    /// Whether a stop was asked for and its deadline has passed.
+    pub fn overdue(&self) -> bool {
+        self.stopping() && Instant::now() >= self.deadline()
     }
     /// Stops without committing or waiting for anything.
     pub fn abort(&self) {
@@ -194,6 +225,7 @@ pub fn run_pipeline(
     settings: PipelineSettings,
     shutdown: Shutdown,
 ) -> Result<RunSummary, WorkerError> {
+    shutdown.set_grace(settings.shutdown_deadline);
     let (to_eval, eval_rx) = sync_channel::<Fetched>(1);
     let (to_emit, emit_rx) = sync_channel::<Evaluated>(1);
     let settings = Arc::new(settings);
@@ -253,8 +285,10 @@ pub fn run_pipeline(
             summary.unacknowledged = delivery.in_flight();
             return Ok(summary);
         }
-        // Acks arrive on the producer's thread; give them the rest of the deadline.
-        let deadline = Instant::now() + settings.shutdown_deadline;
+        // Acks arrive on the producer's thread; give them the rest of the deadline (a run
+        // whose input ended counts its deadline from now).
+        shutdown.stop();
+        let deadline = shutdown.deadline();
         while delivery.in_flight() > 0 && Instant::now() < deadline {
             source.hold(Duration::from_millis(50))?;
         }
@@ -274,6 +308,9 @@ pub fn run_pipeline(
     })
 }
 
+/// How often every owned partition's offset is committed again, changed or not.
+const COMMIT_REFRESH: Duration = Duration::from_secs(5);
+
 fn fetch_stage(
     source: &mut dyn Source,
     to_eval: SyncSender<Fetched>,
@@ -284,6 +321,7 @@ fn fetch_stage(
 ) -> Result<RunSummary, WorkerError> {
     let mut summary = RunSummary::default();
     let mut last_commit = Instant::now();
+    let mut last_refresh = Instant::now();
     let mut waiting: Option<(Fetched, Instant)> = None;
     // Pausing a Kafka input drops what it had prefetched, so the source is held only when the
     // pipeline is really full, and released only once a quarter of the room is free again.
@@ -324,7 +362,7 @@ fn fetch_stage(
                         .observe(started.elapsed().as_secs_f64());
                     let tickets = records
                         .iter()
-                        .map(|r| delivery.register(&r.key, r.offset))
+                        .map(|r| delivery.register_read(&r.key, r.offset, r.epoch))
                         .collect();
                     summary.events += records.len() as u64;
                     metrics.events_consumed.inc_by(records.len() as u64);
@@ -333,6 +371,10 @@ fn fetch_stage(
             }
         }
         if !source.commits_in_sink() && last_commit.elapsed() >= settings.commit_interval {
+            if last_refresh.elapsed() >= COMMIT_REFRESH {
+                delivery.offer_again();
+                last_refresh = Instant::now();
+            }
             let offsets = delivery.take_commits(None);
             if !offsets.is_empty() {
                 source.commit(&offsets, false)?;
@@ -421,7 +463,7 @@ fn emit_stage(
             match outcome {
                 Ok(evaluation) => {
                     for problem in &evaluation.payload_problems {
-                        metrics.payload_problem(problem.reason);
+                        metrics.payload_problem(record, problem);
                     }
                     ticket.expect(evaluation.hits.len());
                     for mut hit in evaluation.hits {
@@ -465,7 +507,9 @@ fn emit_stage(
             .observe(started.elapsed().as_secs_f64());
     }
     if !shutdown.aborted() {
-        let deadline = Instant::now() + settings.shutdown_deadline;
+        let deadline = shutdown
+            .deadline()
+            .min(Instant::now() + settings.shutdown_deadline);
         while delivery.in_flight() > 0 && Instant::now() < deadline && !shutdown.aborted() {
             hits.pump()?;
             std::thread::sleep(Duration::from_millis(20));

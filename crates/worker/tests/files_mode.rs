@@ -102,3 +102,49 @@ fn files_mode_writes_the_engines_hits_and_dead_letters_each_bad_line() {
     }
     assert_eq!(m.events_consumed.get(), 2000);
 }
+
+/// The fixture's expected hits, which the delivery tests take from the engine, checked once
+/// against a model of the four rules written out by hand from their texts.
+#[test]
+fn the_engines_answer_on_the_fixture_matches_a_hand_written_model() {
+    let dir = common::tempdir();
+    let config = common::config_with_rules(dir.path());
+    let n = 3000u64;
+    let events: Vec<(i32, i64, Vec<u8>)> = (0..n)
+        .map(|i| (0, i as i64, serde_json::to_vec(&common::event(i)).unwrap()))
+        .collect();
+    let model = |e: &Value| {
+        let s = |f: &str| e[f].as_str().unwrap_or("").to_lowercase();
+        let mut ids = Vec::new();
+        if s("CommandLine").contains("-enc") {
+            ids.push("11111111-1111-4111-8111-111111111111");
+        }
+        if e["EventID"] == 4625 && s("TargetUserName") == "administrator" {
+            ids.push("22222222-2222-4222-8222-222222222222");
+        }
+        let any_value = e.as_object().unwrap().values().any(|v| match v {
+            Value::String(t) => t.to_lowercase().contains("sekurlsa"),
+            other => other.to_string().contains("sekurlsa"),
+        });
+        if any_value {
+            ids.push("33333333-3333-4333-8333-333333333333");
+        }
+        if s("Image").ends_with("\\rundll32.exe") && s("CommandLine").contains("\\temp\\") {
+            ids.push("44444444-4444-4444-8444-444444444444");
+        }
+        ids
+    };
+    let mut want = BTreeSet::new();
+    for (p, o, bytes) in &events {
+        let e: Value = serde_json::from_slice(bytes).unwrap();
+        for id in model(&e) {
+            want.insert((*p, *o, id.to_string()));
+        }
+    }
+    assert!(
+        want.len() > 1000,
+        "the model finds many hits: {}",
+        want.len()
+    );
+    assert_eq!(common::expected_hits(&config, &events), want);
+}

@@ -345,6 +345,7 @@ impl Source for Stream {
                 headers: Vec::new(),
                 hint: None,
                 kafka: false,
+                epoch: None,
             })
             .collect();
         self.next += n;

@@ -106,6 +106,90 @@ pub fn read_all(brokers: &str, topic: &str, partitions: i32) -> Vec<Read> {
     out
 }
 
+/// Reads a topic while it is being written. librdkafka's mock cluster keeps only the newest
+/// few megabytes of each partition and drops older records, so a topic written faster than
+/// that (the hits of 100,000 events) must be read as it grows, not at the end.
+pub struct Collector {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: JoinHandle<Vec<Read>>,
+}
+
+impl Collector {
+    pub fn start(brokers: &str, topic: &str, partitions: i32) -> Collector {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let (brokers, topic, flag) = (brokers.to_string(), topic.to_string(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let c: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("group.id", "test-collector")
+                .set("enable.auto.commit", "false")
+                .create()
+                .unwrap();
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..partitions {
+                tpl.add_partition_offset(&topic, p, Offset::Beginning)
+                    .unwrap();
+            }
+            c.assign(&tpl).unwrap();
+            let mut next: HashMap<i32, i64> = (0..partitions).map(|p| (p, 0)).collect();
+            let mut out = Vec::new();
+            let mut ends: Option<HashMap<i32, i64>> = None;
+            let mut deadline = None;
+            loop {
+                if ends.is_none() && flag.load(Ordering::Acquire) {
+                    let e: HashMap<i32, i64> = (0..partitions)
+                        .map(|p| {
+                            (
+                                p,
+                                c.fetch_watermarks(&topic, p, Duration::from_secs(30))
+                                    .unwrap()
+                                    .1,
+                            )
+                        })
+                        .collect();
+                    ends = Some(e);
+                    deadline = Some(Instant::now() + Duration::from_secs(120));
+                }
+                if let Some(e) = &ends {
+                    if (0..partitions).all(|p| next[&p] >= e[&p]) {
+                        return out;
+                    }
+                    assert!(
+                        Instant::now() < deadline.unwrap(),
+                        "reading {topic} timed out"
+                    );
+                }
+                let Some(m) = c.poll(Duration::from_millis(50)) else {
+                    continue;
+                };
+                let Ok(m) = m else { continue };
+                assert_eq!(
+                    m.offset(),
+                    next[&m.partition()],
+                    "{topic}/{}: records were dropped before they were read",
+                    m.partition()
+                );
+                next.insert(m.partition(), m.offset() + 1);
+                out.push(Read {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                    headers: HashMap::new(),
+                });
+            }
+        });
+        Collector { stop, thread }
+    }
+
+    /// Everything written so far (up to the end as of this call).
+    pub fn finish(self) -> Vec<Read> {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.thread.join().unwrap()
+    }
+}
+
 /// The group's committed offset per partition (-1 when none).
 pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
     let c: BaseConsumer = ClientConfig::new()
@@ -184,10 +268,13 @@ pub fn kafka_config(base: &WorkerConfig, brokers: &str, group: &str, input: &str
     k.statistics_interval_ms = 1000;
     k.properties
         .insert("topic.metadata.refresh.interval.ms".into(), "1000".into());
+    // A crashed member holds the group in a rebalance until its session times out, and no
+    // commit of the group lands meanwhile: keep that window short so that what a crash
+    // re-delivers stays close to what was in flight.
     k.consumer_properties
-        .insert("session.timeout.ms".into(), "10000".into());
+        .insert("session.timeout.ms".into(), "3000".into());
     k.consumer_properties
-        .insert("heartbeat.interval.ms".into(), "500".into());
+        .insert("heartbeat.interval.ms".into(), "300".into());
     c.kafka = Some(k);
     c
 }
@@ -196,6 +283,7 @@ pub fn kafka_config(base: &WorkerConfig, brokers: &str, group: &str, input: &str
 pub struct Running {
     pub shutdown: Shutdown,
     pub metrics: Arc<Metrics>,
+    pub delivery: Arc<foundry_worker::Delivery>,
     pub thread: JoinHandle<RunSummary>,
 }
 
@@ -209,10 +297,12 @@ pub fn start(config: WorkerConfig) -> Running {
     let worker = Worker::new(config).unwrap();
     let shutdown = worker.shutdown();
     let metrics = worker.metrics();
+    let delivery = worker.delivery();
     let thread = std::thread::spawn(move || worker.run().unwrap());
     Running {
         shutdown,
         metrics,
+        delivery,
         thread,
     }
 }

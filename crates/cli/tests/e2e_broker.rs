@@ -1,0 +1,355 @@
+//! End to end against a real Kafka-protocol broker (the worker issue's acceptance item 6),
+//! through the `foundry` binary on both sides.
+//!
+//! Runs only when `FOUNDRY_E2E_BROKERS` names a broker (`.ci/run` starts tansu with
+//! `deploy/ci/start-tansu.sh`); otherwise it says so and passes. Every JSON Lines event of
+//! `../shared/corpus/events` is produced to a fresh topic, keyed by its file and line, with
+//! three poison records; `foundry worker` runs as a consumer group until the group has
+//! committed the end of the input and is then stopped with SIGTERM. The hits topic must hold
+//! exactly the (file, line, rule) triples that `foundry scan` prints for the same files, and
+//! the dead-letter topic one record per poison record with its reason.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_foundry");
+const PARTITIONS: i32 = 3;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn jsonl_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            jsonl_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "jsonl") {
+            out.push(p);
+        }
+    }
+}
+
+fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for r in rt.block_on(admin.create_topics(&new, &options)).unwrap() {
+        if let Err((topic, e)) = r {
+            panic!("creating {topic}: {e}");
+        }
+    }
+}
+
+/// Every record of `topic`, up to the end as of now: (partition, offset, key, payload, headers).
+type Record = (i32, i64, String, Vec<u8>, HashMap<String, String>);
+
+fn read_all(brokers: &str, topic: &str, partitions: i32) -> Vec<Record> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "e2e-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = HashMap::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+        ends.insert(
+            p,
+            c.fetch_watermarks(topic, p, Duration::from_secs(30))
+                .unwrap()
+                .1,
+        );
+    }
+    c.assign(&tpl).unwrap();
+    let mut next: HashMap<i32, i64> = (0..partitions).map(|p| (p, 0)).collect();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while (0..partitions).any(|p| next[&p] < ends[&p]) {
+        assert!(Instant::now() < deadline, "reading {topic} timed out");
+        let Some(m) = c.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = m.unwrap();
+        next.insert(m.partition(), m.offset() + 1);
+        let headers = m
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| {
+                        let v = String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned();
+                        (h.key.to_string(), v)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+        out.push((
+            m.partition(),
+            m.offset(),
+            key,
+            m.payload().unwrap_or_default().to_vec(),
+            headers,
+        ));
+    }
+    out
+}
+
+fn committed_all(brokers: &str, group: &str, topic: &str, ends: &[i64]) -> bool {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..ends.len() as i32 {
+        tpl.add_partition(topic, p);
+    }
+    let Ok(got) = c.committed_offsets(tpl, Duration::from_secs(10)) else {
+        return false;
+    };
+    (0..ends.len() as i32).all(|p| {
+        matches!(got.find_partition(topic, p).map(|e| e.offset()),
+                 Some(Offset::Offset(o)) if o == ends[p as usize])
+    })
+}
+
+#[test]
+fn the_hits_topic_holds_what_foundry_scan_finds() {
+    let Ok(brokers) = std::env::var("FOUNDRY_E2E_BROKERS") else {
+        println!(
+            "skipped: set FOUNDRY_E2E_BROKERS (deploy/ci/start-tansu.sh starts a broker) to run \
+             the end-to-end test"
+        );
+        return;
+    };
+    let corpus = repo().join("../shared/corpus");
+    let rules = corpus.join("sigma/rules");
+    let mapping = repo().join("config/mappings/windows.toml");
+    let mut files = Vec::new();
+    jsonl_files(&corpus.join("events"), &mut files);
+    files.sort();
+    assert!(
+        files.len() >= 40,
+        "the corpus's JSON Lines files: {}",
+        files.len()
+    );
+
+    // What `foundry scan` finds: (file, 0-based line, rule id).
+    let scan = Command::new(BIN)
+        .arg("scan")
+        .arg("--rules")
+        .arg(&rules)
+        .arg("--mapping")
+        .arg(&mapping)
+        .args(&files)
+        .output()
+        .unwrap();
+    let mut expected = BTreeSet::new();
+    for line in String::from_utf8(scan.stdout).unwrap().lines() {
+        let hit: Value = serde_json::from_str(line).unwrap();
+        expected.insert((
+            hit["event"]["source"].as_str().unwrap().to_string(),
+            hit["event"]["offset"].as_u64().unwrap(),
+            hit["rule"]["id"].as_str().unwrap().to_string(),
+        ));
+    }
+    assert!(
+        expected.len() > 500,
+        "the corpus gives many hits: {}",
+        expected.len()
+    );
+
+    let run = format!("{}-{}", std::process::id(), chrono_free_millis());
+    let (input, hits, dead) = (
+        format!("e2e-events-{run}"),
+        format!("e2e-hits-{run}"),
+        format!("e2e-dead-{run}"),
+    );
+    create_topics(&brokers, &[(&input, PARTITIONS), (&hits, 1), (&dead, 1)]);
+
+    // Each line keyed `file\tline`; blank lines are not events (`foundry scan` skips them too).
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("linger.ms", "20")
+        .create()
+        .unwrap();
+    let mut send = |key: &str, payload: &[u8], partition: i32| {
+        let mut record = BaseRecord::to(&input)
+            .partition(partition)
+            .key(key)
+            .payload(payload);
+        while let Err((_, back)) = producer.send(record) {
+            record = back;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let mut events = 0usize;
+    for f in &files {
+        let name = f.display().to_string();
+        for (i, line) in std::fs::read(f).unwrap().split(|b| *b == b'\n').enumerate() {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            send(
+                &format!("{name}\t{i}"),
+                line,
+                (events % PARTITIONS as usize) as i32,
+            );
+            events += 1;
+        }
+    }
+    let poison: [(&str, &[u8]); 3] = [
+        ("not_json", b"{\"EventID\": 4688, "),
+        ("not_object", b"[\"an\", \"array\"]"),
+        ("not_utf8", b"{\"CommandLine\": \"\xff\xfe\"}"),
+    ];
+    for (i, (reason, bytes)) in poison.iter().enumerate() {
+        send(&format!("poison\t{reason}"), bytes, i as i32 % PARTITIONS);
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+    let produced = read_all(&brokers, &input, PARTITIONS);
+    assert_eq!(produced.len(), events + poison.len());
+    let key_of: HashMap<(i32, i64), String> = produced
+        .iter()
+        .map(|(p, o, k, _, _)| ((*p, *o), k.clone()))
+        .collect();
+    let mut ends = vec![0i64; PARTITIONS as usize];
+    for (p, o, ..) in &produced {
+        ends[*p as usize] = ends[*p as usize].max(o + 1);
+    }
+
+    let group = format!("e2e-{run}");
+    let started = Instant::now();
+    let mut worker = Command::new(BIN)
+        .args([
+            "worker",
+            "--brokers",
+            &brokers,
+            "--group",
+            &group,
+            "--input-topic",
+            &input,
+        ])
+        .args([
+            "--hits-topic",
+            &hits,
+            "--dead-letter-topic",
+            &dead,
+            "--worker-id",
+            "e2e",
+        ])
+        .arg("--rules")
+        .arg(&rules)
+        .arg("--mapping")
+        .arg(&mapping)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while !committed_all(&brokers, &group, &input, &ends) {
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not commit the end of the input"
+        );
+        assert!(
+            worker.try_wait().unwrap().is_none(),
+            "the worker exited early"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let took = started.elapsed();
+    sigterm(worker.id());
+    let status = worker.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(worker.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(
+        status.success(),
+        "the worker's exit after SIGTERM: {status}; {stderr}"
+    );
+
+    let mut got = BTreeSet::new();
+    let mut copies = 0usize;
+    for (_, _, _, payload, _) in read_all(&brokers, &hits, 1) {
+        let hit: Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(hit["event"]["topic"], input.as_str());
+        assert_eq!(hit["worker"], "e2e");
+        let at = (
+            hit["event"]["partition"].as_i64().unwrap() as i32,
+            hit["event"]["offset"].as_i64().unwrap(),
+        );
+        let (file, line) = key_of[&at].split_once('\t').unwrap();
+        got.insert((
+            file.to_string(),
+            line.parse::<u64>().unwrap(),
+            hit["rule"]["id"].as_str().unwrap().to_string(),
+        ));
+        copies += 1;
+    }
+    let letters: BTreeMap<String, String> = read_all(&brokers, &dead, 1)
+        .into_iter()
+        .map(|(_, _, key, _, headers)| (key, headers["foundry-reason"].clone()))
+        .collect();
+    println!(
+        "acceptance 6: {events} corpus events from {} files + 3 poison records through the \
+         broker in {took:.1?}; foundry scan: {} hits; hits topic: {copies} records, {} distinct \
+         (event, rule) pairs; {} dead letters",
+        files.len(),
+        expected.len(),
+        got.len(),
+        letters.len()
+    );
+    let missing: Vec<_> = expected.difference(&got).take(5).collect();
+    let extra: Vec<_> = got.difference(&expected).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
+    let want: BTreeMap<String, String> = poison
+        .iter()
+        .map(|(reason, _)| (format!("poison\t{reason}"), reason.to_string()))
+        .collect();
+    assert_eq!(letters, want);
+}
+
+fn chrono_free_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+fn sigterm(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
