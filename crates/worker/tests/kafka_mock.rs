@@ -199,7 +199,7 @@ fn poison_records_go_to_dead_letters_and_the_stream_goes_on() {
         // value is covered in files mode and end to end against a real broker.
         (
             1200,
-            format!("{{\"blob\": \"{}\"}}", "A".repeat(10 << 20)).into_bytes(),
+            format!("{{\"blob\": \"{}\"}}", "A".repeat(3 << 20)).into_bytes(),
             "too_large",
         ),
         (
