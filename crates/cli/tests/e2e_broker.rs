@@ -4,10 +4,10 @@
 //! Runs only when `FOUNDRY_E2E_BROKERS` names a broker (`.ci/run` starts tansu with
 //! `deploy/ci/start-tansu.sh`); otherwise it says so and passes. Every JSON Lines event of
 //! `../shared/corpus/events` is produced to a fresh topic, keyed by its file and line, with
-//! three poison records; `foundry worker` runs as a consumer group until the group has
-//! committed the end of the input and is then stopped with SIGTERM. The hits topic must hold
-//! exactly the (file, line, rule) triples that `foundry scan` prints for the same files, and
-//! the dead-letter topic one record per poison record with its reason.
+//! four poison records (one a 10 MB value); `foundry worker` runs as a consumer group until
+//! the group has committed the end of the input and is then stopped with SIGTERM. The hits
+//! topic must hold exactly the (file, line, rule) triples that `foundry scan` prints for the
+//! same files, and the dead-letter topic one record per poison record with its reason.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -197,6 +197,7 @@ fn the_hits_topic_holds_what_foundry_scan_finds() {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("linger.ms", "20")
+        .set("message.max.bytes", "20000000")
         .create()
         .unwrap();
     let mut send = |key: &str, payload: &[u8], partition: i32| {
@@ -225,10 +226,12 @@ fn the_hits_topic_holds_what_foundry_scan_finds() {
             events += 1;
         }
     }
-    let poison: [(&str, &[u8]); 3] = [
+    let huge = format!("{{\"blob\": \"{}\"}}", "A".repeat(10 << 20)).into_bytes();
+    let poison: [(&str, &[u8]); 4] = [
         ("not_json", b"{\"EventID\": 4688, "),
         ("not_object", b"[\"an\", \"array\"]"),
         ("not_utf8", b"{\"CommandLine\": \"\xff\xfe\"}"),
+        ("too_large", &huge),
     ];
     for (i, (reason, bytes)) in poison.iter().enumerate() {
         send(&format!("poison\t{reason}"), bytes, i as i32 % PARTITIONS);
@@ -318,7 +321,7 @@ fn the_hits_topic_holds_what_foundry_scan_finds() {
         .map(|(_, _, key, _, headers)| (key, headers["foundry-reason"].clone()))
         .collect();
     println!(
-        "acceptance 6: {events} corpus events from {} files + 3 poison records through the \
+        "acceptance 6: {events} corpus events from {} files + 4 poison records through the \
          broker in {took:.1?}; foundry scan: {} hits; hits topic: {copies} records, {} distinct \
          (event, rule) pairs; {} dead letters",
         files.len(),

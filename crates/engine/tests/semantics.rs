@@ -562,3 +562,91 @@ fn routing_sends_events_only_to_rules_of_their_logsource() {
         ["a", "b"]
     );
 }
+
+// Case 026, its neighbours: `base64offset` must find a value at each of the three byte
+// alignments, for values of every length modulo 3. The event strings are the standard base64
+// of `PREFIX + value + "-tail"` with prefixes of 0, 1 and 2 bytes (encoded with Python's
+// `base64.b64encode`, an encoder independent of ours).
+#[test]
+fn base64offset_finds_every_alignment_for_every_length() {
+    let cases: [(&str, [&str; 3]); 3] = [
+        ("ab", ["YWItdGFpbA==", "eGFiLXRhaWw=", "eHlhYi10YWls"]),
+        ("abc", ["YWJjLXRhaWw=", "eGFiYy10YWls", "eHlhYmMtdGFpbA=="]),
+        (
+            "ping",
+            ["cGluZy10YWls", "eHBpbmctdGFpbA==", "eHlwaW5nLXRhaWw="],
+        ),
+    ];
+    for (value, encoded) in cases {
+        let detection = format!("  s:\n    F|base64offset|contains: '{value}'\n  condition: s");
+        let mut events: Vec<String> = encoded
+            .iter()
+            .map(|e| format!(r#"{{"F":"prefix {e} suffix"}}"#))
+            .collect();
+        // base64 of "nothing to see": contains none of the values at any alignment.
+        events.push(r#"{"F":"bm90aGluZyB0byBzZWU="}"#.to_string());
+        let refs: Vec<&str> = events.iter().map(String::as_str).collect();
+        check(&detection, &refs, &[true, true, true, false]);
+    }
+}
+
+// Case 017, its neighbour: `exists: false` is the absence of the field, whatever its value.
+#[test]
+fn exists_false_is_absence() {
+    check(
+        "  s:\n    F|exists: false\n  condition: s",
+        &[r#"{}"#, r#"{"F":null}"#, r#"{"F":""}"#, r#"{"G":"F"}"#],
+        &[true, false, false, true],
+    );
+}
+
+// Case 024, its neighbours: prefixes that do not fall on a byte (or 16-bit group) boundary.
+#[test]
+fn cidr_prefixes_off_the_byte_boundary() {
+    // 2001:db8::/20 covers 2001:0000:: to 2001:0fff:ffff:…
+    check(
+        "  s:\n    IP|cidr: '2001:db8::/20'\n  condition: s",
+        &[
+            r#"{"IP":"2001:0fff::1"}"#,
+            r#"{"IP":"2001:1000::1"}"#,
+            r#"{"IP":"2001:0:0:0:0:0:0:5"}"#,
+        ],
+        &[true, false, true],
+    );
+    // 172.16.0.0/12 covers 172.16.0.0 to 172.31.255.255.
+    check(
+        "  s:\n    IP|cidr: '172.16.0.0/12'\n  condition: s",
+        &[
+            r#"{"IP":"172.31.255.255"}"#,
+            r#"{"IP":"172.32.0.0"}"#,
+            r#"{"IP":"172.15.255.255"}"#,
+        ],
+        &[true, false, false],
+    );
+}
+
+// The time-part modifiers, read off one instant: 2024-03-15T10:42:07Z is a Friday in ISO
+// week 11 of 2024.
+#[test]
+fn time_part_modifiers() {
+    let event = r#"{"T":"2024-03-15T10:42:07Z"}"#;
+    for (part, right, wrong) in [
+        ("minute", 42, 43),
+        ("hour", 10, 11),
+        ("day", 15, 14),
+        ("week", 11, 12),
+        ("month", 3, 4),
+        ("year", 2024, 2023),
+    ] {
+        check(
+            &format!("  s:\n    T|{part}: {right}\n  condition: s"),
+            &[event],
+            &[true],
+        );
+        check(
+            &format!("  s:\n    T|{part}: {wrong}\n  condition: s"),
+            &[event],
+            &[false],
+        );
+    }
+}

@@ -68,7 +68,7 @@ impl ApiError {
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "missing or unknown API token; send 'Authorization: Bearer <token>' with a token \
-             created by 'foundry hub user add' or by a tenant admin",
+             created by 'foundry hub create-user' or by a tenant admin",
         )
     }
 

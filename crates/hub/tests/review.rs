@@ -740,48 +740,50 @@ async fn every_state_change_is_audited_with_hash_and_diff() {
 
 #[tokio::test]
 async fn errors_are_json_with_a_stable_code() {
-    let hub = Hub::start(Backend::Sqlite).await;
-    let a = tenant(&hub, "alpha", false).await;
-    let r = hub.get("/v1/rules", "nope").await;
-    assert_eq!(
-        (r.status, r.json()["code"].clone()),
-        (StatusCode::UNAUTHORIZED, json!("unauthorized"))
-    );
-    let r = hub
-        .post(
-            "/v1/rules",
-            &a.eng,
-            json!({"kind": "sigma", "text": "title: x\n",
+    for backend in backends() {
+        let hub = Hub::start(backend).await;
+        let a = tenant(&hub, "alpha", false).await;
+        let r = hub.get("/v1/rules", "nope").await;
+        assert_eq!(
+            (r.status, r.json()["code"].clone()),
+            (StatusCode::UNAUTHORIZED, json!("unauthorized"))
+        );
+        let r = hub
+            .post(
+                "/v1/rules",
+                &a.eng,
+                json!({"kind": "sigma", "text": "title: x\n",
         "tlp": "TLP:GREEN", "confidence": 5}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(r.json()["code"], "rule_invalid");
-    let message = r.json()["message"].as_str().unwrap().to_string();
-    assert!(
-        message.starts_with("the sigma rule does not compile: "),
-        "{message}"
-    );
-    assert!(
-        message.ends_with("; fix the text and send it again"),
-        "{message}"
-    );
-    let r = hub
-        .post(
-            "/v1/rules",
-            &a.eng,
-            json!({"kind": "yara", "text": yara_rule("x", "y"),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(r.json()["code"], "rule_invalid");
+        let message = r.json()["message"].as_str().unwrap().to_string();
+        assert!(
+            message.starts_with("the sigma rule does not compile: "),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("; fix the text and send it again"),
+            "{message}"
+        );
+        let r = hub
+            .post(
+                "/v1/rules",
+                &a.eng,
+                json!({"kind": "yara", "text": yara_rule("x", "y"),
         "tlp": "TLP:PURPLE", "confidence": 5}),
-        )
-        .await;
-    assert_eq!(r.json()["code"], "invalid_request");
-    let r = hub
-        .post("/v1/rules", &a.eng, json!({"kind": "yara", "bogus": 1}))
-        .await;
-    assert_eq!(r.json()["code"], "invalid_request");
-    let r = hub.get("/v1/nothing", &a.eng).await;
-    assert_eq!(r.json()["code"], "no_such_route");
-    let r = hub.get("/openapi.json", "").await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.json()["openapi"], "3.1.0");
+            )
+            .await;
+        assert_eq!(r.json()["code"], "invalid_request");
+        let r = hub
+            .post("/v1/rules", &a.eng, json!({"kind": "yara", "bogus": 1}))
+            .await;
+        assert_eq!(r.json()["code"], "invalid_request");
+        let r = hub.get("/v1/nothing", &a.eng).await;
+        assert_eq!(r.json()["code"], "no_such_route");
+        let r = hub.get("/openapi.json", "").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.json()["openapi"], "3.1.0");
+    }
 }

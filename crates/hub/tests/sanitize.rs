@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
-use common::{Backend, Hub, Rng};
+use common::{backends, Backend, Hub, Rng};
 use foundry_hub::store::rules::RuleMeta;
 use foundry_hub::{Role, RuleKind, RuleValidator, SanitizeProfile, Sanitizer, Tlp};
 use serde_json::json;
@@ -453,7 +453,8 @@ fn placeholders_are_what_the_documentation_says() {
         ),
         (
             "NW-WS0042 talked to fd12:3456:789a::1",
-            "NW-WS0042 talked to 2001:db8::1",
+            // The host pattern is case-insensitive: the host goes too.
+            "REDACTED_HOST talked to 2001:db8::1",
         ),
         ("by northwind staff", "by REDACTED_TENANT staff"),
         ("jsmithers is someone else", "jsmithers is someone else"),
@@ -461,8 +462,6 @@ fn placeholders_are_what_the_documentation_says() {
     for (input, expected) in cases {
         let mut report = Default::default();
         let out = sanitizer.text(input, &mut report);
-        // The host pattern is case-insensitive, so NW-WS0042 goes too (checked separately).
-        let out = out.replace("REDACTED_HOST talked", "NW-WS0042 talked");
         assert_eq!(out, expected, "input: {input}");
     }
     assert_eq!(
@@ -513,67 +512,70 @@ fn sigma_values_stay_valid_yaml_with_cidr_and_wildcards() {
 
 #[tokio::test]
 async fn share_preview_shows_the_diff_and_refuses_what_no_longer_compiles() {
-    let hub = Hub::start(Backend::Sqlite).await;
-    hub.tenant(TENANT_ID, TENANT_NAME).await;
-    let admin = hub.user(TENANT_ID, "admin", Role::Admin).await;
-    let eng = hub.user(TENANT_ID, "eng", Role::Engineer).await;
-    let r = hub
-        .put(
-            "/v1/tenants/northwind/profile",
+    for backend in backends() {
+        let hub = Hub::start(backend).await;
+        hub.tenant(TENANT_ID, TENANT_NAME).await;
+        let admin = hub.user(TENANT_ID, "admin", Role::Admin).await;
+        let eng = hub.user(TENANT_ID, "eng", Role::Engineer).await;
+        let r = hub
+            .put(
+                "/v1/tenants/northwind/profile",
+                &admin,
+                serde_json::to_value(profile()).unwrap(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        hub.put(
+            "/v1/tenants/northwind/settings",
             &admin,
-            serde_json::to_value(profile()).unwrap(),
+            json!({"sharing_opt_in": true}),
         )
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    hub.put(
-        "/v1/tenants/northwind/settings",
-        &admin,
-        json!({"sharing_opt_in": true}),
-    )
-    .await;
-    let text = "title: beacon\nlogsource:\n  product: windows\ndetection:\n  sel:\n    \
+        let text = "title: beacon\nlogsource:\n  product: windows\ndetection:\n  sel:\n    \
         CommandLine|contains: 'jsmith'\n  condition: sel\n";
-    let r = hub
-        .post(
-            "/v1/rules",
-            &eng,
-            json!({"kind": "sigma", "text": text, "tlp": "GREEN",
+        let r = hub
+            .post(
+                "/v1/rules",
+                &eng,
+                json!({"kind": "sigma", "text": text, "tlp": "GREEN",
         "confidence": 40}),
-        )
-        .await;
-    let id = r.json()["id"].as_str().unwrap().to_string();
-    let p = hub
-        .post(&format!("/v1/rules/{id}/share/preview"), &eng, json!({}))
-        .await
-        .json();
-    assert_eq!(p["compiles"], true);
-    assert_eq!(p["replacements"]["user_name"], 1);
-    assert!(p["diff"]
-        .as_str()
-        .unwrap()
-        .contains("-    CommandLine|contains: 'jsmith'"));
-    assert!(p["sanitized"]["text"]
-        .as_str()
-        .unwrap()
-        .contains("REDACTED_USER"));
+            )
+            .await;
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        let p = hub
+            .post(&format!("/v1/rules/{id}/share/preview"), &eng, json!({}))
+            .await
+            .json();
+        assert_eq!(p["compiles"], true);
+        assert_eq!(p["replacements"]["user_name"], 1);
+        assert!(p["diff"]
+            .as_str()
+            .unwrap()
+            .contains("-    CommandLine|contains: 'jsmith'"));
+        assert!(p["sanitized"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("REDACTED_USER"));
 
-    // A selection named after a registered user is renamed together with the condition
-    // that names it, so the rule still compiles and may be shared.
-    let renamed = "title: x\nlogsource:\n  product: windows\ndetection:\n  jsmith: {User: a}\n  \
+        // A selection named after a registered user is renamed together with the condition
+        // that names it, so the rule still compiles and may be shared.
+        let renamed =
+            "title: x\nlogsource:\n  product: windows\ndetection:\n  jsmith: {User: a}\n  \
         condition: jsmith\n";
-    let r = hub
-        .post(
-            "/v1/rules",
-            &eng,
-            json!({"kind": "sigma", "text": renamed, "tlp": "GREEN",
+        let r = hub
+            .post(
+                "/v1/rules",
+                &eng,
+                json!({"kind": "sigma", "text": renamed, "tlp": "GREEN",
         "confidence": 40}),
-        )
-        .await;
-    let ok_id = r.json()["id"].as_str().unwrap().to_string();
-    let r = hub
-        .post(&format!("/v1/rules/{ok_id}/share"), &eng, json!({}))
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            )
+            .await;
+        let ok_id = r.json()["id"].as_str().unwrap().to_string();
+        let r = hub
+            .post(&format!("/v1/rules/{ok_id}/share"), &eng, json!({}))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
 }
 
 /// A compiler that rejects one placeholder, to drive the refusal path deterministically.
