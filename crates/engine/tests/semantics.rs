@@ -650,3 +650,30 @@ fn time_part_modifiers() {
         );
     }
 }
+
+// Case 019, its neighbour: a number written unusually (`010` is 10 in YAML 1.2, `0x10` is
+// 16, `1.0` is 1) compares by value with numeric event values and as written with strings
+// (the README's rule), and the literal prefilter must not require its text of a number.
+#[test]
+fn numbers_written_unusually_compare_by_value() {
+    check(
+        "  s:\n    E: 010\n  condition: s",
+        &[
+            r#"{"E":10}"#,
+            r#"{"E":"010"}"#,
+            r#"{"E":"10"}"#,
+            r#"{"E":11}"#,
+        ],
+        &[true, true, false, false],
+    );
+    check(
+        "  s:\n    E: 0x10\n  condition: s",
+        &[r#"{"E":16}"#, r#"{"E":"0x10"}"#, r#"{"E":10}"#],
+        &[true, true, false],
+    );
+    check(
+        "  s:\n    E: 1.0\n  condition: s",
+        &[r#"{"E":1}"#, r#"{"E":2}"#],
+        &[true, false],
+    );
+}

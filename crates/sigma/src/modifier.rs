@@ -324,7 +324,14 @@ impl Modifiers {
         let is_number_exact =
             number.is_some() && self.transforms.is_empty() && self.position.is_none();
         let mut matchers = Vec::new();
-        let mut literals = Some(Vec::new());
+        // A number written other than the way events print it (`010`, `0x10`, `1.0`, `1e3`)
+        // still matches numerically, so its text cannot be required in the event.
+        let canonical = number.is_some_and(|n| n.fract() == 0.0 && text == format!("{}", n as i64));
+        let mut literals = if is_number_exact && !canonical {
+            None
+        } else {
+            Some(Vec::new())
+        };
         for p in patterns {
             let p = match self.position {
                 Some(Position3::Contains) => p.star_before().star_after(),
