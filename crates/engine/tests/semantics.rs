@@ -677,3 +677,29 @@ fn numbers_written_unusually_compare_by_value() {
         &[true, false],
     );
 }
+
+// `expand` with placeholder values from the configuration: the placeholder stands for any
+// of its values (OR), each matched as a plain value with the other modifiers.
+#[test]
+fn expand_uses_the_configured_placeholder_values() {
+    let mapping =
+        foundry_engine::Mapping::from_toml("[placeholders]\nadmins = ['root', 'adm_*']\n").unwrap();
+    let mut b = RuleSetBuilder::new().strict(true).mapping(mapping);
+    b.add_source(RuleSource {
+        path: "r.yml".into(),
+        text: rule("  s:\n    User|expand: '%admins%'\n  condition: s"),
+        kind: SourceKind::Sigma,
+        meta: SourceMeta::default(),
+    });
+    let set = b.build().unwrap().0;
+    let events: Vec<Value> = [
+        r#"{"User":"root"}"#,
+        r#"{"User":"ADM_alice"}"#,
+        r#"{"User":"alice"}"#,
+        r#"{"User":"%admins%"}"#,
+    ]
+    .iter()
+    .map(|e| serde_json::from_str(e).unwrap())
+    .collect();
+    assert_eq!(common::hits(&set, &events), [true, true, false, false]);
+}
