@@ -87,8 +87,29 @@ fn config(rules: Vec<PathBuf>) -> WorkerConfig {
     c
 }
 
-fn touch(marker: &Path, round: usize) {
-    std::fs::write(marker, format!("# reload {round}\n")).expect("marker");
+/// The first rule file under `dir`: each reload appends a comment to it, so that every
+/// reload is a new set whose rules are the same.
+fn marker_rule(dir: &Path) -> (PathBuf, String) {
+    let mut stack = vec![dir.to_path_buf()];
+    let mut files = Vec::new();
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("staged rules").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "yml") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let path = files.into_iter().next().expect("a rule file");
+    let text = std::fs::read_to_string(&path).expect("rule text");
+    (path, text)
+}
+
+fn touch(marker: &(PathBuf, String), round: usize) {
+    std::fs::write(&marker.0, format!("{}\n# reload {round}\n", marker.1)).expect("marker");
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -108,7 +129,7 @@ fn compile_and_swap() {
         "rules-placeholder",
     ];
     let (_dir, roots) = staged(&folders);
-    let marker = roots[0].join("zz-reload-marker.yml");
+    let marker = marker_rule(&roots[0]);
     let worker = Worker::new(config(roots)).expect("worker");
     let reloader = worker.reloader().expect("reloader");
     let rounds: usize = std::env::var("RELOAD_ROUNDS")
@@ -117,7 +138,6 @@ fn compile_and_swap() {
         .unwrap_or(5);
     let mut times = Vec::new();
     for round in 0..rounds {
-        // An empty YAML file: the set's content changes, its rules do not.
         touch(&marker, round);
         let started = Instant::now();
         let outcome = reloader.reload(Trigger::Admin).expect("reload");
@@ -251,7 +271,7 @@ fn latency_during_reloads() {
             .unwrap_or(10),
     );
     let (_dir, roots) = staged(&["rules/windows"]);
-    let marker = roots[0].join("zz-reload-marker.yml");
+    let marker = marker_rule(&roots[0]);
     let worker = Arc::new(Worker::new(config(roots)).expect("worker"));
     let reloader = worker.reloader().expect("reloader");
     let stop = Arc::new(AtomicBool::new(false));

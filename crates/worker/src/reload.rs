@@ -85,6 +85,49 @@ pub enum ReloadOutcome {
     },
 }
 
+/// Compiles on a thread of its own at the lowest CPU priority (nice 19 on Linux), so that on
+/// a busy machine the scheduler gives the cores to the pipeline's batches first and a reload
+/// only uses what they leave: the stream's latency, not the reload's, is what must not move.
+fn compile_in_background(
+    builder: foundry_engine::RuleSetBuilder,
+) -> Result<(foundry_engine::RuleSet, foundry_engine::LoadReport), foundry_engine::RuleSetError> {
+    let worker = std::thread::Builder::new()
+        .name("foundry-compile".into())
+        .spawn(move || {
+            lower_priority();
+            builder.build()
+        });
+    match worker {
+        Ok(handle) => handle
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        // No thread to be had: the reload is rejected like any other failure.
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start a compile thread");
+            Err(foundry_engine::RuleSetError::Io {
+                path: "<compile thread>".into(),
+                source: e,
+            })
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    // SAFETY: gettid has no preconditions; setpriority on our own thread id only changes this
+    // thread's nice value, and a failure (reported by the return value) leaves it as it was.
+    let result = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19)
+    };
+    if result != 0 {
+        tracing::debug!("cannot lower the compile thread's priority; it runs at normal priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
+
 /// Builds, checks and swaps rule sets for one worker; see the module docs.
 pub struct Reloader {
     config: WorkerConfig,
@@ -180,7 +223,7 @@ impl Reloader {
                     return Ok(None);
                 };
                 let fingerprint = builder.fingerprint();
-                let (set, report) = builder.build().map_err(|e| {
+                let (set, report) = compile_in_background(builder).map_err(|e| {
                     if let foundry_engine::RuleSetError::Rejected { report } = &e {
                         for failure in &report.failed {
                             tracing::error!(
