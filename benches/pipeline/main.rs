@@ -174,7 +174,11 @@ fn pipeline(config: &WorkerConfig, events: &[Vec<u8>]) -> (Duration, u64) {
     }
     shutdown.stop();
     let summary = thread.join().expect("worker thread");
-    assert_eq!(summary.events, events.len() as u64, "the worker read every record once");
+    assert_eq!(
+        summary.events,
+        events.len() as u64,
+        "the worker read every record once"
+    );
     (elapsed, summary.hits)
 }
 
@@ -187,7 +191,10 @@ fn main() {
     let events = events(n);
     let (engine, engine_hits) = engine_alone(&config, &events);
     let (piped, pipeline_hits) = pipeline(&config, &events);
-    assert_eq!(pipeline_hits as usize, engine_hits, "the pipeline gives the engine's hits");
+    assert_eq!(
+        pipeline_hits as usize, engine_hits,
+        "the pipeline gives the engine's hits"
+    );
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     println!(
         "pipeline benchmark: {n} events, {} cores",

@@ -431,6 +431,22 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_drops_the_series_of_removed_rules_only() {
+        let m = Metrics::new();
+        m.hits.with_label_values(&["kept", "high"]).inc_by(3);
+        m.hits.with_label_values(&["removed", "low"]).inc_by(2);
+        let ids = vec!["kept".to_string(), "new".to_string()];
+        m.reloaded("admin", "v1", "v2", &ids, 0, std::time::Duration::ZERO);
+        let text = m.render();
+        assert!(
+            text.contains("foundry_hits_total{level=\"high\",rule=\"kept\"} 3"),
+            "{text}"
+        );
+        assert!(!text.contains("rule=\"removed\""), "{text}");
+        assert!(text.contains("foundry_ruleset_reloads_total{trigger=\"admin\"} 1"));
+    }
+
+    #[test]
     fn exposition_names_the_series() {
         let m = Metrics::new();
         m.ruleset_loaded("abc", 0, 0);
