@@ -9,6 +9,9 @@
 //! OTRF Windows events from `../shared/corpus`, repeated as needed, with SigmaHQ's Windows
 //! rules and the Windows mapping).
 
+// Configurations are written setting by setting, as a reader compares them with the TOML.
+#![allow(clippy::field_reassign_with_default)]
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

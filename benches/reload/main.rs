@@ -9,6 +9,9 @@
 //!
 //! `cargo bench -p foundry-benches --bench reload` (env `RELOAD_PHASE_SECS`, default 10).
 
+// Configurations are written setting by setting, as a reader compares them with the TOML.
+#![allow(clippy::field_reassign_with_default)]
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

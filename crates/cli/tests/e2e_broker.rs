@@ -200,7 +200,7 @@ fn the_hits_topic_holds_what_foundry_scan_finds() {
         .set("message.max.bytes", "20000000")
         .create()
         .unwrap();
-    let mut send = |key: &str, payload: &[u8], partition: i32| {
+    let send = |key: &str, payload: &[u8], partition: i32| {
         let mut record = BaseRecord::to(&input)
             .partition(partition)
             .key(key)

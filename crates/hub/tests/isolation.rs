@@ -316,8 +316,7 @@ async fn run(backend: Backend, total_ops: usize, seed: u64) -> (usize, Vec<Strin
                     }
                     if a.status == StatusCode::CREATED {
                         let id = a.json()["id"].as_str().unwrap().to_string();
-                        let marker = regex::Regex::new(r"MKx\d+x")
-                            .unwrap()
+                        let marker = marker_pattern()
                             .find(&a.body)
                             .map(|m| m.as_str().to_string())
                             .unwrap_or_default();
@@ -438,4 +437,10 @@ async fn no_private_or_restricted_rule_ever_reaches_another_tenant() {
             &leaks[..leaks.len().min(5)]
         );
     }
+}
+
+/// The shape of the markers this test writes into rule texts.
+fn marker_pattern() -> &'static regex::Regex {
+    static PATTERN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    PATTERN.get_or_init(|| regex::Regex::new(r"MKx\d+x").unwrap())
 }

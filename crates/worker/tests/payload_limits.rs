@@ -2,6 +2,9 @@
 //! over a large payload. Each is refused or cut off, counted by reason, and the rest of the
 //! batch — including another payload of the same event — goes on.
 
+// Configurations are written setting by setting, as a reader compares them with the TOML.
+#![allow(clippy::field_reassign_with_default)]
+
 mod common;
 
 use base64::Engine as _;

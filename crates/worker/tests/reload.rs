@@ -4,6 +4,9 @@
 //! (`seq|gte: 0`), rule `even` only events with `parity: even`, rule `odd` only `parity: odd`,
 //! so which hits an event must get under each rule set is known without asking the engine.
 
+// Configurations are written setting by setting, as a reader compares them with the TOML.
+#![allow(clippy::field_reassign_with_default)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -74,7 +77,8 @@ fn a_failing_rule_set_never_replaces_the_running_one() {
     };
     assert_eq!(hits_now(&worker), BTreeSet::from([ALWAYS_ID.to_string()]));
 
-    let bad_cases: Vec<(&str, Box<dyn Fn()>)> = vec![
+    type BreakIt<'a> = Box<dyn Fn() + 'a>;
+    let bad_cases: Vec<(&str, BreakIt)> = vec![
         (
             "invalid YAML",
             Box::new(|| write(&rules.join("bad.yml"), "title: [unclosed\ndetection: {\n")),

@@ -220,7 +220,7 @@ fn sha256ref_reads_the_blob_folder() {
 
     let (payloads, problems) = extract_payloads(
         &json!({"blob": abc.to_uppercase()}),
-        &[spec.clone()],
+        std::slice::from_ref(&spec),
         &limits,
     );
     assert!(problems.is_empty(), "{problems:?}");
@@ -233,8 +233,11 @@ fn sha256ref_reads_the_blob_folder() {
         (liar, "BlobUnreadable"),
         ("abc", "InvalidBlobRef"),
     ] {
-        let (payloads, problems) =
-            extract_payloads(&json!({"blob": value}), &[spec.clone()], &limits);
+        let (payloads, problems) = extract_payloads(
+            &json!({"blob": value}),
+            std::slice::from_ref(&spec),
+            &limits,
+        );
         assert!(payloads.is_empty());
         assert!(
             format!("{:?}", problems[0].kind).starts_with(want),
@@ -246,7 +249,7 @@ fn sha256ref_reads_the_blob_folder() {
         max_payload_bytes: 2,
         ..ScanLimits::default()
     };
-    let (_, problems) = extract_payloads(&json!({"blob": abc}), &[spec.clone()], &tiny);
+    let (_, problems) = extract_payloads(&json!({"blob": abc}), std::slice::from_ref(&spec), &tiny);
     assert_eq!(
         problems[0].kind,
         PayloadProblemKind::BlobTooLarge { size: 3, limit: 2 }

@@ -70,7 +70,7 @@ pub async fn put_profile(
 ) -> ApiResult<Json<SanitizeProfile>> {
     let t = own(&state, &caller, &tenant).await?;
     caller.require(&[Role::Admin], "changing the sanitization profile")?;
-    Sanitizer::new(&profile, &[t.id.clone()])
+    Sanitizer::new(&profile, std::slice::from_ref(&t.id))
         .map_err(|m| ApiError::bad_request(format!("profile not saved: {m}")))?;
     let json = serde_json::to_string(&profile).expect("profile serializes");
     let mut w = state.store.begin_write().await?;

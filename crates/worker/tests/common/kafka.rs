@@ -1,5 +1,7 @@
 //! Kafka helpers for tests: producing inputs, reading topics back, waiting for commits.
 #![allow(dead_code)]
+// Configurations are written setting by setting, as a reader compares them with the TOML.
+#![allow(clippy::field_reassign_with_default)]
 
 use std::collections::HashMap;
 use std::sync::Arc;

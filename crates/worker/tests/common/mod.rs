@@ -1,5 +1,7 @@
 //! Shared fixtures: a small rule set, synthetic events, and the engine's own answer on them.
 #![allow(dead_code)]
+// Configurations are written setting by setting, as a reader compares them with the TOML.
+#![allow(clippy::field_reassign_with_default)]
 
 pub mod kafka;
 
@@ -60,7 +62,7 @@ pub fn event(i: u64) -> Value {
         "explorer.exe",
     ];
     json!({
-        "EventID": if x % 5 == 0 { 4625 } else { 4688 },
+        "EventID": if x.is_multiple_of(5) { 4625 } else { 4688 },
         "TargetUserName": users[(x % 4) as usize],
         "Image": images[(x / 7 % 3) as usize],
         "CommandLine": commands[(x / 3 % 6) as usize],
