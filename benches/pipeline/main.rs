@@ -38,36 +38,6 @@ fn corpus() -> PathBuf {
     repo().join("../shared/corpus")
 }
 
-fn events(n: usize) -> Vec<Vec<u8>> {
-    let mut files = Vec::new();
-    let mut stack = vec![corpus().join("events/otrf/windows")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("corpus events").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "jsonl") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    let mut pool = Vec::new();
-    for f in files {
-        for line in std::fs::read(&f)
-            .expect("event file")
-            .split(|b| *b == b'\n')
-        {
-            if !line.iter().all(u8::is_ascii_whitespace) {
-                pool.push(line.to_vec());
-            }
-        }
-        if pool.len() >= n {
-            break;
-        }
-    }
-    pool.iter().cycle().take(n).cloned().collect()
-}
 
 fn base_config() -> WorkerConfig {
     let mut c = WorkerConfig::default();
@@ -191,7 +161,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let config = base_config();
-    let events = events(n);
+    let events = foundry_benches::windows_lines(n);
     let (engine, engine_hits) = engine_alone(&config, &events);
     let (piped, pipeline_hits) = pipeline(&config, &events);
     assert_eq!(

@@ -235,36 +235,6 @@ impl DeadLetterSink for Letters {
     }
 }
 
-fn corpus_events(max: usize) -> Vec<Vec<u8>> {
-    let mut files = Vec::new();
-    let mut stack = vec![corpus().join("events/otrf/windows")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("corpus events").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "jsonl") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    let mut pool = Vec::new();
-    for f in files {
-        for line in std::fs::read(&f)
-            .expect("event file")
-            .split(|b| *b == b'\n')
-        {
-            if !line.iter().all(u8::is_ascii_whitespace) {
-                pool.push(line.to_vec());
-            }
-        }
-        if pool.len() >= max {
-            break;
-        }
-    }
-    pool
-}
 
 fn latency_during_reloads() {
     let phase = Duration::from_secs(
@@ -282,7 +252,7 @@ fn latency_during_reloads() {
     let done_at = Arc::new(Mutex::new(Vec::new()));
     let hits = Arc::new(AtomicU64::new(0));
     let source = Stream {
-        pool: corpus_events(20_000),
+        pool: foundry_benches::windows_lines(20_000),
         next: 0,
         stop: stop.clone(),
         fetched_at: fetched_at.clone(),

@@ -75,3 +75,33 @@ pub fn corpus_lines(limit: usize) -> Vec<Vec<u8>> {
     }
     out
 }
+
+/// `n` raw records from the OTRF Windows JSON Lines files, whole files in name order (so a
+/// batch holds runs of one dataset, as a stream does), repeated when the files run out.
+pub fn windows_lines(n: usize) -> Vec<Vec<u8>> {
+    let mut files = Vec::new();
+    let mut stack = vec![corpus().join("events/otrf/windows")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("corpus events").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "jsonl") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut pool = Vec::new();
+    for f in files {
+        for line in std::fs::read(&f).expect("event file").split(|b| *b == b'\n') {
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                pool.push(line.to_vec());
+            }
+        }
+        if pool.len() >= n {
+            break;
+        }
+    }
+    pool.iter().cycle().take(n).cloned().collect()
+}
