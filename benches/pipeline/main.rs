@@ -38,7 +38,6 @@ fn corpus() -> PathBuf {
     repo().join("../shared/corpus")
 }
 
-
 fn base_config() -> WorkerConfig {
     let mut c = WorkerConfig::default();
     c.rules = vec![corpus().join("sigma/rules/windows")];

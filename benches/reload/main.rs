@@ -235,7 +235,6 @@ impl DeadLetterSink for Letters {
     }
 }
 
-
 fn latency_during_reloads() {
     let phase = Duration::from_secs(
         std::env::var("RELOAD_PHASE_SECS")

@@ -94,7 +94,10 @@ pub fn windows_lines(n: usize) -> Vec<Vec<u8>> {
     files.sort();
     let mut pool = Vec::new();
     for f in files {
-        for line in std::fs::read(&f).expect("event file").split(|b| *b == b'\n') {
+        for line in std::fs::read(&f)
+            .expect("event file")
+            .split(|b| *b == b'\n')
+        {
             if !line.iter().all(u8::is_ascii_whitespace) {
                 pool.push(line.to_vec());
             }
