@@ -138,6 +138,9 @@ pub struct Reloader {
     /// Fingerprint of the sources the running set was built from; the lock also makes
     /// reloads one at a time.
     running: Mutex<String>,
+    /// Fingerprint of the last snapshot that was rejected: the timer does not retry the same
+    /// broken sources every interval (asking explicitly, by signal or admin call, does).
+    rejected: Mutex<Option<String>>,
     pending: Mutex<Option<Trigger>>,
     wake: Condvar,
     stopped: AtomicBool,
@@ -182,6 +185,7 @@ impl Reloader {
             readiness,
             bundle: Mutex::new(bundle),
             running: Mutex::new(fingerprint),
+            rejected: Mutex::new(None),
             pending: Mutex::new(None),
             wake: Condvar::new(),
             stopped: AtomicBool::new(false),
@@ -216,6 +220,12 @@ impl Reloader {
         let expiry_due = current
             .next_expiry()
             .is_some_and(|t| t <= chrono::Utc::now());
+        let rejected = self
+            .rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut tried = None;
         let outcome = self
             .gather_settled(&running, expiry_due)
             .and_then(|gathered| {
@@ -223,6 +233,10 @@ impl Reloader {
                     return Ok(None);
                 };
                 let fingerprint = builder.fingerprint();
+                if trigger == Trigger::Timer && rejected.as_deref() == Some(fingerprint.as_str()) {
+                    return Ok(None); // already rejected, already counted and shown
+                }
+                tried = Some(fingerprint.clone());
                 let (set, report) = compile_in_background(builder).map_err(|e| {
                     if let foundry_engine::RuleSetError::Rejected { report } = &e {
                         for failure in &report.failed {
@@ -243,6 +257,7 @@ impl Reloader {
             }),
             Ok(Some((set, report, fingerprint))) => {
                 *running = fingerprint;
+                *self.rejected.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 self.readiness.set_reload_error(None);
                 if set.version() == current.version() {
                     return Ok(ReloadOutcome::Unchanged {
@@ -264,6 +279,9 @@ impl Reloader {
                 Ok(ReloadOutcome::Swapped { from, to })
             }
             Err(e) => {
+                if tried.is_some() {
+                    *self.rejected.lock().unwrap_or_else(|e| e.into_inner()) = tried;
+                }
                 self.metrics
                     .reload_failed(trigger.as_str(), current.version(), &e);
                 self.readiness.set_reload_error(Some(e.to_string()));
