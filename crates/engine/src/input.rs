@@ -122,33 +122,19 @@ impl Iterator for JsonLines {
                 Ok((0, _)) => return None,
                 Ok((_, false)) => {}
                 Ok((_, true)) => {
-                    let offset = self.line;
-                    self.line += 1;
-                    return Some(Record {
-                        offset,
-                        line: offset + 1,
-                        event: Err(DecodeError {
-                            reason: DeadLetterReason::TooLarge,
-                            detail: format!("the line is longer than {MAX_FILE_RECORD} bytes"),
-                        }),
-                    });
+                    return Some(self.take_line(Err(DecodeError {
+                        reason: DeadLetterReason::TooLarge,
+                        detail: format!("the line is longer than {MAX_FILE_RECORD} bytes"),
+                    })));
                 }
                 Err(e) => {
                     self.failed = true;
-                    let offset = self.line;
-                    self.line += 1;
-                    return Some(Record {
-                        offset,
-                        line: offset + 1,
-                        event: Err(DecodeError {
-                            reason: DeadLetterReason::NotJson,
-                            detail: format!("read error: {e}; the rest of the input is skipped"),
-                        }),
-                    });
+                    return Some(self.take_line(Err(DecodeError {
+                        reason: DeadLetterReason::NotJson,
+                        detail: format!("read error: {e}; the rest of the input is skipped"),
+                    })));
                 }
             }
-            let offset = self.line;
-            self.line += 1;
             let mut bytes = self.buf.as_slice();
             while let Some((last, rest)) = bytes.split_last() {
                 if matches!(last, b'\n' | b'\r') {
@@ -158,13 +144,24 @@ impl Iterator for JsonLines {
                 }
             }
             if bytes.iter().all(u8::is_ascii_whitespace) {
+                self.line += 1; // a blank line is no record but keeps its number
                 continue;
             }
-            return Some(Record {
-                offset,
-                line: offset + 1,
-                event: decode_event(bytes, MAX_FILE_RECORD),
-            });
+            let event = decode_event(bytes, MAX_FILE_RECORD);
+            return Some(self.take_line(event));
+        }
+    }
+}
+
+impl JsonLines {
+    /// The record of the current line, numbered; moves on to the next line.
+    fn take_line(&mut self, event: Result<serde_json::Value, DecodeError>) -> Record {
+        let offset = self.line;
+        self.line += 1;
+        Record {
+            offset,
+            line: offset + 1,
+            event,
         }
     }
 }
