@@ -6,6 +6,10 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use foundry_benches::{corpus_lines, sigmahq_rules};
 use foundry_engine::{decode_event, EventOrigin};
 
+/// The allocator of the `foundry` binary, so the figures are what the product runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn bench(c: &mut Criterion) {
     let lines = corpus_lines(2000);
     let bytes: usize = lines.iter().map(Vec::len).sum();

@@ -17,6 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The allocator of the `foundry` binary, so the figures are what the product runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use foundry_engine::Hit;
 use foundry_worker::delivery::{CommitOffset, PartitionKey, Ticket};
 use foundry_worker::pipeline::{DeadLetter, DeadLetterSink, HitSink, RawRecord, Source};

@@ -108,3 +108,49 @@ pub fn windows_lines(n: usize) -> Vec<Vec<u8>> {
     }
     pool.iter().cycle().take(n).cloned().collect()
 }
+
+/// CPU time this process has used so far (every thread, live or ended), from `getrusage`.
+pub fn process_cpu() -> std::time::Duration {
+    // SAFETY: `getrusage` only writes the struct it is given.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let tv = |t: libc::timeval| {
+        std::time::Duration::from_secs(t.tv_sec as u64)
+            + std::time::Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// CPU time used so far by this process's live threads whose name (as `/proc` shows it)
+/// is `name`, e.g. `rdk:mock`, the thread that runs librdkafka's in-process mock broker.
+pub fn threads_cpu(name: &str) -> std::time::Duration {
+    // SAFETY: `sysconf` has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut total = 0f64;
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return std::time::Duration::ZERO;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // `tid (comm) state …`: the name may hold spaces, so split at the last parenthesis.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if &stat[open + 1..close] != name {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // After the name: state is field 3 of stat(5), utime 14 and stime 15.
+        let ticks_used: f64 = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
+            .sum();
+        total += ticks_used / ticks;
+    }
+    std::time::Duration::from_secs_f64(total)
+}

@@ -12,6 +12,10 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The allocator of the `foundry` binary, so the figures are what the product runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use foundry_yara::{check_file, Payload, ScanLimits, YaraRuleSet, YaraSource};
 

@@ -32,6 +32,45 @@ impl RuleBits {
     pub fn clear(&mut self) {
         self.0.iter_mut().for_each(|w| *w = 0);
     }
+
+    /// The set of those of `n` rules for which `member` holds.
+    pub fn from_fn(n: usize, mut member: impl FnMut(usize) -> bool) -> Self {
+        let mut bits = RuleBits::new(n);
+        for i in 0..n {
+            if member(i) {
+                bits.insert(i as u32);
+            }
+        }
+        bits
+    }
+
+    /// Keeps only the rules also in `other` (a set for the same rules).
+    pub fn intersect_with(&mut self, other: &RuleBits) {
+        for (w, o) in self.0.iter_mut().zip(&other.0) {
+            *w &= o;
+        }
+    }
+
+    /// Adds every rule of `other` (a set for the same rules).
+    pub fn union_with(&mut self, other: &RuleBits) {
+        for (w, o) in self.0.iter_mut().zip(&other.0) {
+            *w |= o;
+        }
+    }
+
+    /// The rules in the set, in ascending order.
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0.iter().enumerate().flat_map(|(k, &word)| {
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                (rest != 0).then(|| {
+                    let bit = rest.trailing_zeros();
+                    rest &= rest - 1;
+                    k as u32 * 64 + bit
+                })
+            })
+        })
+    }
 }
 
 /// The compiled prefilter.
@@ -96,8 +135,16 @@ impl Prefilter {
     pub fn candidates(&self, haystack: &str, out: &mut RuleBits) {
         out.0.clone_from(&self.always.0);
         if let Some(ac) = &self.automaton {
+            // A literal such as `\windows\` occurs many times per event; its owners are
+            // marked once.
+            let mut seen = RuleBits::new(self.owners.len());
             for m in ac.find_overlapping_iter(haystack) {
-                for &r in &self.owners[m.pattern().as_usize()] {
+                let p = m.pattern().as_u32();
+                if seen.contains(p) {
+                    continue;
+                }
+                seen.insert(p);
+                for &r in &self.owners[p as usize] {
                     out.insert(r);
                 }
             }
@@ -110,5 +157,42 @@ impl Prefilter {
             .filter(|r| self.always.contains(*r))
             .count();
         (always, self.owners.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_bits_set_operations() {
+        // 130 rules span three words; members picked by hand across the word boundaries.
+        let a = RuleBits::from_fn(130, |i| [0, 63, 64, 129].contains(&i));
+        let b = RuleBits::from_fn(130, |i| [1, 63, 100, 129].contains(&i));
+        assert_eq!(a.iter().collect::<Vec<_>>(), [0, 63, 64, 129]);
+        let mut both = a.clone();
+        both.intersect_with(&b);
+        assert_eq!(both.iter().collect::<Vec<_>>(), [63, 129]);
+        let mut either = a.clone();
+        either.union_with(&b);
+        assert_eq!(either.iter().collect::<Vec<_>>(), [0, 1, 63, 64, 100, 129]);
+        assert_eq!(RuleBits::new(130).iter().count(), 0);
+    }
+
+    #[test]
+    fn candidates_are_rules_with_a_literal_present() {
+        // Rule 0 needs "cmd.exe" or "pwsh", rule 1 "certutil", rule 2 offers no set.
+        let p = Prefilter::new(&[
+            Some(vec!["cmd.exe".into(), "pwsh".into()]),
+            Some(vec!["certutil".into()]),
+            None,
+        ]);
+        let mut out = RuleBits::new(3);
+        p.candidates("c:\\windows\\cmd.exe\0cmd.exe /c\0", &mut out);
+        assert_eq!(out.iter().collect::<Vec<_>>(), [0, 2]);
+        p.candidates("certutil -urlcache\0pwsh\0", &mut out);
+        assert_eq!(out.iter().collect::<Vec<_>>(), [0, 1, 2]);
+        p.candidates("notepad.exe\0", &mut out);
+        assert_eq!(out.iter().collect::<Vec<_>>(), [2]);
     }
 }

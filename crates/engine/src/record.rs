@@ -5,8 +5,7 @@
 //! rule can ask about are sorted into per-field slots; every other leaf still lands in the
 //! list that keyword searches and the literal prefilter read.
 
-use std::collections::HashMap;
-
+use foldhash::HashMap;
 use serde_json::Value;
 
 use foundry_sigma::{EventValue, EventView, FieldId, ValueKind};

@@ -28,10 +28,11 @@ pub struct RuleSet {
     trie: PathTrie,
     rules: Vec<SigmaEntry>,
     classifiers: Vec<Classifier>,
-    routes: Vec<Vec<u32>>,
-    all_rules: Vec<u32>,
+    /// Per classifier, the rules whose logsource it is compatible with.
+    routes: Vec<Arc<RuleBits>>,
+    all_rules: Arc<RuleBits>,
     prefilter: Prefilter,
-    route_cache: RwLock<HashMap<RouteKey, Arc<Vec<u32>>>>,
+    route_cache: RwLock<HashMap<RouteKey, Arc<RuleBits>>>,
     indexing: bool,
     yara: Option<YaraPart>,
     time_fields: Vec<FieldId>,
@@ -92,9 +93,9 @@ impl RuleSet {
         let routes = classifiers
             .iter()
             .map(|c| {
-                (0..rules.len() as u32)
-                    .filter(|&i| compatible(&rules[i as usize].rule.logsource, &c.logsource))
-                    .collect()
+                Arc::new(RuleBits::from_fn(rules.len(), |i| {
+                    compatible(&rules[i].rule.logsource, &c.logsource)
+                }))
             })
             .collect();
         let sets: Vec<Option<Vec<String>>> =
@@ -109,7 +110,7 @@ impl RuleSet {
         );
         RuleSet {
             version,
-            all_rules: (0..rules.len() as u32).collect(),
+            all_rules: Arc::new(RuleBits::from_fn(rules.len(), |_| true)),
             trie,
             rules,
             classifiers,
@@ -168,7 +169,7 @@ impl RuleSet {
         self.yara.is_some()
     }
 
-    fn route(&self, record: &EventRecord<'_>, hint: Option<&Logsource>) -> Arc<Vec<u32>> {
+    fn route(&self, record: &EventRecord<'_>, hint: Option<&Logsource>) -> Arc<RuleBits> {
         if let Some(h) = hint {
             let key = (h.product.clone(), h.category.clone(), h.service.clone());
             if let Some(r) = self
@@ -179,13 +180,9 @@ impl RuleSet {
             {
                 return r;
             }
-            let r: Arc<Vec<u32>> = Arc::new(
-                self.all_rules
-                    .iter()
-                    .copied()
-                    .filter(|&i| compatible(&self.rules[i as usize].rule.logsource, h))
-                    .collect(),
-            );
+            let r = Arc::new(RuleBits::from_fn(self.rules.len(), |i| {
+                compatible(&self.rules[i].rule.logsource, h)
+            }));
             if let Ok(mut c) = self.route_cache.write() {
                 c.insert(key, r.clone());
             }
@@ -207,15 +204,13 @@ impl RuleSet {
             .map(|(i, _)| i)
             .collect();
         match matched.as_slice() {
-            [] => Arc::new(self.all_rules.clone()),
-            [one] => Arc::new(self.routes[*one].clone()),
+            [] => self.all_rules.clone(),
+            [one] => self.routes[*one].clone(),
             many => {
-                let mut all: Vec<u32> = many
-                    .iter()
-                    .flat_map(|i| self.routes[*i].iter().copied())
-                    .collect();
-                all.sort_unstable();
-                all.dedup();
+                let mut all = RuleBits::new(self.rules.len());
+                for i in many {
+                    all.union_with(&self.routes[*i]);
+                }
                 Arc::new(all)
             }
         }
@@ -234,13 +229,19 @@ impl RuleSet {
         if origin.time.is_none() {
             origin.time = self.event_time(&record);
         }
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        // The detection time, read from the clock once, when the event's first hit is made.
+        let now = std::cell::OnceCell::new();
+        let now = || -> &str {
+            now.get_or_init(|| {
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            })
+        };
         let mut out = Evaluation::default();
         let check = |i: u32, out: &mut Evaluation| {
             let entry = &self.rules[i as usize];
             if let Some(matched) = entry.rule.evaluate(&record) {
                 out.hits
-                    .push(self.sigma_hit(entry, &matched, &origin, &now));
+                    .push(self.sigma_hit(entry, &matched, &origin, now()));
             }
         };
         if self.indexing {
@@ -249,10 +250,9 @@ impl RuleSet {
             record.haystack(&mut haystack);
             let mut bits = RuleBits::new(self.rules.len());
             self.prefilter.candidates(&haystack, &mut bits);
-            for &i in route.iter() {
-                if bits.contains(i) {
-                    check(i, &mut out);
-                }
+            bits.intersect_with(&route);
+            for i in bits.iter() {
+                check(i, &mut out);
             }
         } else {
             for i in 0..self.rules.len() as u32 {
@@ -260,7 +260,7 @@ impl RuleSet {
             }
         }
         if let Some(y) = &self.yara {
-            y.scan_event(event, &origin, &self.version, &now, &mut out);
+            y.scan_event(event, &origin, &self.version, now(), &mut out);
         }
         out
     }

@@ -703,3 +703,50 @@ fn expand_uses_the_configured_placeholder_values() {
     .collect();
     assert_eq!(common::hits(&set, &events), [true, true, false, false]);
 }
+
+// The literal prefilter skips literals too common to be worth finding (one or two bytes,
+// short numbers). A rule whose values are only such literals must still be evaluated, and
+// under `and`/`all` the other item's literal stands for it; the answers are those the spec's
+// `contains`, `all` and plain equality give, prefilter or not.
+#[test]
+fn unselective_literals_still_match() {
+    check(
+        "  s:\n    F|contains: '.'\n  condition: s",
+        &[r#"{"F":"a.b"}"#, r#"{"F":"ab"}"#],
+        &[true, false],
+    );
+    check(
+        "  s:\n    F|contains: '.'\n  t:\n    G: 'abc'\n  condition: s and t",
+        &[
+            r#"{"F":"x.y","G":"abc"}"#,
+            r#"{"F":"xy","G":"abc"}"#,
+            r#"{"F":"x.y","G":"abd"}"#,
+        ],
+        &[true, false, false],
+    );
+    // Any of the values: the short one alone must be enough.
+    check(
+        "  s:\n    F|contains:\n      - '.'\n      - 'longer'\n  condition: s",
+        &[r#"{"F":"a.b"}"#, r#"{"F":"longer"}"#, r#"{"F":"ab"}"#],
+        &[true, true, false],
+    );
+    check(
+        "  s:\n    F|contains|all:\n      - '.'\n      - 'longer'\n  condition: s",
+        &[r#"{"F":"a.longer"}"#, r#"{"F":"longer"}"#, r#"{"F":"a.b"}"#],
+        &[true, false, false],
+    );
+    check(
+        "  s:\n    EventID: 2\n  condition: s",
+        &[r#"{"EventID":2}"#, r#"{"EventID":"2"}"#, r#"{"EventID":3}"#],
+        &[true, true, false],
+    );
+    check(
+        "  s:\n    EventID:\n      - 2\n      - 4688\n  condition: s",
+        &[
+            r#"{"EventID":4688}"#,
+            r#"{"EventID":2}"#,
+            r#"{"EventID":12}"#,
+        ],
+        &[true, true, false],
+    );
+}

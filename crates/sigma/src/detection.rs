@@ -367,7 +367,7 @@ fn compile_values(
         let (matchers, literals) =
             modifiers.compile_value(item, fields, &options.placeholders, warnings)?;
         values.push(matchers);
-        sets.push(literals);
+        sets.push(literals.filter(|set| set.iter().all(|l| selective(l))));
     }
     let required = if modifiers.all {
         best_of(sets.into_iter())
@@ -383,6 +383,15 @@ fn compile_values(
         all: modifiers.all,
         required,
     })
+}
+
+/// Whether a literal is worth looking for in the prefilter. One or two bytes (`" "`, `"."`,
+/// `" -e"` is fine) and short numbers (Sysmon's EventID `2`, a port `80`) occur several times
+/// in nearly every event, so finding them says little about the rule and reporting each
+/// occurrence costs more than evaluating the rule. A value whose literals are not all
+/// selective offers none; under `and` a sibling's literals then stand for the item.
+fn selective(literal: &str) -> bool {
+    literal.len() >= 3 && !(literal.len() < 4 && literal.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The position of a node, for callers that report on a detection.
