@@ -148,7 +148,11 @@ fn pipeline(config: &WorkerConfig, events: &[Vec<u8>]) -> (Cost, Duration, u64) 
     c.kafka = Some(k);
     let worker = Worker::new(c).expect("worker");
     let (shutdown, readiness, metrics) = (worker.shutdown(), worker.readiness(), worker.metrics());
-    let thread = std::thread::spawn(move || worker.run().expect("run"));
+    // Named so that the CPU breakdown below tells the fetch stage (this thread) apart.
+    let thread = std::thread::Builder::new()
+        .name("foundry-fetch".into())
+        .spawn(move || worker.run().expect("run"))
+        .expect("worker thread");
     while !readiness.ready() {
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -156,15 +160,43 @@ fn pipeline(config: &WorkerConfig, events: &[Vec<u8>]) -> (Cost, Duration, u64) 
     // stops when every record has been read and every output acknowledged; the commit that
     // follows is a matter of the commit interval, a latency, and is waited for untimed.
     let started = Instant::now();
-    let (cpu_before, broker_before) = (
+    let (cpu_before, threads_before) = (
         foundry_benches::process_cpu(),
-        foundry_benches::threads_cpu(MOCK_BROKER_THREAD),
+        foundry_benches::threads_cpu_by_name(),
     );
+    let (mut first, mut all_read) = (None, None);
     while metrics.events_consumed.get() < events.len() as u64 || metrics.in_flight.get() > 0 {
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
+        let consumed = metrics.events_consumed.get();
+        if first.is_none() && consumed > 0 {
+            first = Some(started.elapsed());
+        }
+        if all_read.is_none() && consumed >= events.len() as u64 {
+            all_read = Some(started.elapsed());
+        }
     }
     let elapsed = started.elapsed();
-    let broker = foundry_benches::threads_cpu(MOCK_BROKER_THREAD) - broker_before;
+    println!(
+        "  pipeline timeline: first record read after {:.2?}, all read after {:.2?}, all acknowledged after {elapsed:.2?}",
+        first.unwrap_or(elapsed),
+        all_read.unwrap_or(elapsed)
+    );
+    let threads_after = foundry_benches::threads_cpu_by_name();
+    let used = |name: &str| {
+        let before = threads_before.get(name).copied().unwrap_or_default();
+        threads_after[name].saturating_sub(before)
+    };
+    let broker = used(MOCK_BROKER_THREAD);
+    let per_thread: Vec<String> = threads_after
+        .keys()
+        .map(|name| (name, used(name)))
+        .filter(|(_, d)| !d.is_zero())
+        .map(|(name, d)| format!("{name} {:.2}s", d.as_secs_f64()))
+        .collect();
+    println!(
+        "  CPU by thread name while timed: {}",
+        per_thread.join(", ")
+    );
     let cost = Cost {
         wall: elapsed,
         cpu: (foundry_benches::process_cpu() - cpu_before).saturating_sub(broker),
@@ -172,6 +204,14 @@ fn pipeline(config: &WorkerConfig, events: &[Vec<u8>]) -> (Cost, Duration, u64) 
     while !committed_all(&brokers, "bench", &ends) {
         std::thread::sleep(Duration::from_millis(20));
     }
+    let batches = metrics.batch_size.get_sample_count().max(1) as f64;
+    println!(
+        "  pipeline stages: {:.0} records per batch on average over {batches} batches; evaluate busy {:.2}s, fetch {:.2}s, emit {:.2}s",
+        metrics.batch_size.get_sample_sum() / batches,
+        metrics.evaluation_seconds.get_sample_sum(),
+        metrics.stage_seconds.with_label_values(&["fetch"]).get_sample_sum(),
+        metrics.stage_seconds.with_label_values(&["emit"]).get_sample_sum(),
+    );
     shutdown.stop();
     let summary = thread.join().expect("worker thread");
     assert_eq!(
@@ -194,6 +234,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
+    rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("rayon-{i}"))
+        .build_global()
+        .expect("rayon pool");
     let config = base_config();
     let events = foundry_benches::windows_lines(n);
     let (engine, engine_hits) = engine_alone(&config, &events);

@@ -127,11 +127,16 @@ pub fn process_cpu() -> std::time::Duration {
 /// CPU time used so far by this process's live threads whose name (as `/proc` shows it)
 /// is `name`, e.g. `rdk:mock`, the thread that runs librdkafka's in-process mock broker.
 pub fn threads_cpu(name: &str) -> std::time::Duration {
+    threads_cpu_by_name().remove(name).unwrap_or_default()
+}
+
+/// CPU time used so far by this process's live threads, summed by thread name.
+pub fn threads_cpu_by_name() -> std::collections::BTreeMap<String, std::time::Duration> {
     // SAFETY: `sysconf` has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let mut total = 0f64;
+    let mut by_name = std::collections::BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return std::time::Duration::ZERO;
+        return by_name;
     };
     for task in tasks.flatten() {
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
@@ -141,16 +146,16 @@ pub fn threads_cpu(name: &str) -> std::time::Duration {
         let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
             continue;
         };
-        if &stat[open + 1..close] != name {
-            continue;
-        }
         let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
         // After the name: state is field 3 of stat(5), utime 14 and stime 15.
-        let ticks_used: f64 = [11, 12]
+        let used: f64 = [11, 12]
             .iter()
             .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
             .sum();
-        total += ticks_used / ticks;
+        *by_name
+            .entry(stat[open + 1..close].to_string())
+            .or_insert(std::time::Duration::ZERO) +=
+            std::time::Duration::from_secs_f64(used / ticks);
     }
-    std::time::Duration::from_secs_f64(total)
+    by_name
 }
