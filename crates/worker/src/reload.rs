@@ -112,6 +112,31 @@ fn compile_in_background(
     }
 }
 
+/// How long a replaced rule set is waited for: a batch that took it holds it for as long as
+/// its evaluation lasts.
+const RETIRE_WAIT: Duration = Duration::from_secs(10);
+
+/// Frees a replaced rule set on a low-priority thread of its own. Freeing thousands of
+/// compiled rules takes tens of milliseconds; left to the last holder, that would be the
+/// evaluate stage at the end of the batch that still used the old set, a latency spike in
+/// the stream at every reload.
+fn retire(replaced: Arc<foundry_engine::RuleSet>) {
+    let spawned = std::thread::Builder::new()
+        .name("foundry-retire".into())
+        .spawn(move || {
+            lower_priority();
+            let deadline = Instant::now() + RETIRE_WAIT;
+            while Arc::strong_count(&replaced) > 1 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            drop(replaced);
+        });
+    if let Err(e) = spawned {
+        // The set is then freed by whoever holds it last, as without this thread.
+        tracing::debug!(error = %e, "cannot start a thread to free the replaced rule set");
+    }
+}
+
 #[cfg(target_os = "linux")]
 fn lower_priority() {
     // SAFETY: gettid has no preconditions; setpriority on our own thread id only changes this
@@ -267,7 +292,9 @@ impl Reloader {
                 let from = current.version().to_string();
                 let to = set.version().to_string();
                 let ids = set.rule_ids();
-                self.handle.swap(set);
+                let replaced = self.handle.swap(set);
+                drop(current);
+                retire(replaced);
                 self.metrics.reloaded(
                     trigger.as_str(),
                     &from,

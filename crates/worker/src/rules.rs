@@ -38,11 +38,12 @@ impl RuleSetHandle {
         self.current.load_full()
     }
 
-    /// Replaces the running rule set; batches already evaluating keep the one they took.
-    pub fn swap(&self, set: RuleSet) {
+    /// Replaces the running rule set and hands back the one it replaced; batches already
+    /// evaluating keep the one they took.
+    pub fn swap(&self, set: RuleSet) -> Arc<RuleSet> {
         self.metrics
             .ruleset_loaded(set.version(), set.sigma_rule_count(), set.yara_rule_count());
-        self.current.store(Arc::new(set));
+        self.current.swap(Arc::new(set))
     }
 }
 
