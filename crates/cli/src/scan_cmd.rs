@@ -39,7 +39,8 @@ pub struct ScanArgs {
     /// Events per parallel batch.
     #[arg(long = "batch", default_value_t = 1024)]
     batch: usize,
-    /// Inputs: .jsonl, .json, .evtx files, or - for standard input.
+    /// Inputs: .jsonl, .json, .evtx files, folders (their event files, recursively), or - for
+    /// standard input.
     #[arg(value_name = "INPUT", required = true)]
     inputs: Vec<String>,
 }
@@ -110,7 +111,28 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let (mut events, mut hits, mut bad) = (0u64, 0u64, 0u64);
     let scan_started = Instant::now();
+    let mut inputs: Vec<String> = Vec::with_capacity(args.inputs.len());
     for input in &args.inputs {
+        if input != "-" && std::path::Path::new(input).is_dir() {
+            match foundry_engine::input::event_files(std::path::Path::new(input)) {
+                Ok(files) if files.is_empty() => {
+                    eprintln!(
+                        "{input}: the folder holds no event files (.{})",
+                        foundry_engine::input::EVENT_FILE_EXTENSIONS.join(", .")
+                    );
+                    problems += 1;
+                }
+                Ok(files) => inputs.extend(files.iter().map(|f| f.display().to_string())),
+                Err(e) => {
+                    eprintln!("{input}: cannot read the folder: {e}");
+                    problems += 1;
+                }
+            }
+        } else {
+            inputs.push(input.clone());
+        }
+    }
+    for input in &inputs {
         let records = match read_records(input) {
             Ok(r) => r,
             Err(e) => {
@@ -173,7 +195,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     eprintln!(
         "foundry scan: {events} events, {hits} hits, {bad} bad records from {} input(s); \
          {} sigma + {} yara rules ({} files failed) compiled in {:.2}s; scanned in {:.2}s ({:.0} events/s); rule set {}",
-        args.inputs.len(),
+        inputs.len(),
         report.sigma_rules,
         report.yara_rules,
         report.failed.len(),

@@ -198,7 +198,7 @@ impl RuleSetBuilder {
                 SourceKind::Sigma => &["yml", "yaml"],
                 SourceKind::Yara => &["yar", "yara"],
             };
-            rule_files(path, exts).map_err(io)?
+            files_under(path, exts).map_err(io)?
         } else {
             vec![path.to_path_buf()]
         };
@@ -454,7 +454,9 @@ impl RuleSetBuilder {
     }
 }
 
-fn rule_files(dir: &Path, exts: &[&str]) -> std::io::Result<Vec<PathBuf>> {
+/// The files under `dir` (recursively) whose extension is one of `exts`, in path order.
+/// Hidden entries (a leading `.`) are skipped.
+pub(crate) fn files_under(dir: &Path, exts: &[&str]) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

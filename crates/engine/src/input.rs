@@ -52,6 +52,14 @@ impl InputFormat {
     }
 }
 
+/// The extensions of the event files [`event_files`] collects.
+pub const EVENT_FILE_EXTENSIONS: &[&str] = &["jsonl", "ndjson", "json", "evtx"];
+
+/// The event files in a folder and its subfolders, in path order (hidden entries skipped).
+pub fn event_files(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    crate::builder::files_under(dir, EVENT_FILE_EXTENSIONS)
+}
+
 /// Opens an input (`-` is standard input, read as JSON Lines) as an iterator of records.
 pub fn read_records(path: &str) -> std::io::Result<Box<dyn Iterator<Item = Record> + Send>> {
     if path == "-" {
