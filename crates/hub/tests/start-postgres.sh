@@ -8,6 +8,13 @@ set -euo pipefail
 PORT="${FOUNDRY_PG_PORT:-55432}"
 log() { echo "start-postgres: $*" >&2; }
 
+# A server this script started earlier (a second local run) is used as it is.
+if (exec 3<>"/dev/tcp/127.0.0.1/${PORT}") 2>/dev/null; then
+    log "something already listens on 127.0.0.1:$PORT; using it"
+    echo "postgres://postgres@127.0.0.1:$PORT/postgres"
+    exit 0
+fi
+
 find_bindir() {
     for d in /usr/lib/postgresql/*/bin; do
         if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then
