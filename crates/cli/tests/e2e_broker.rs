@@ -16,11 +16,13 @@ use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 use serde_json::Value;
+
+// The worker's own Kafka test helpers: reading topics back, the group's commits.
+#[path = "../../worker/tests/common/kafka.rs"]
+mod kafka;
 
 const BIN: &str = env!("CARGO_BIN_EXE_foundry");
 const PARTITIONS: i32 = 3;
@@ -62,81 +64,6 @@ fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
             panic!("creating {topic}: {e}");
         }
     }
-}
-
-/// Every record of `topic`, up to the end as of now: (partition, offset, key, payload, headers).
-type Record = (i32, i64, String, Vec<u8>, HashMap<String, String>);
-
-fn read_all(brokers: &str, topic: &str, partitions: i32) -> Vec<Record> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "e2e-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    let mut ends = HashMap::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-        ends.insert(
-            p,
-            c.fetch_watermarks(topic, p, Duration::from_secs(30))
-                .unwrap()
-                .1,
-        );
-    }
-    c.assign(&tpl).unwrap();
-    let mut next: HashMap<i32, i64> = (0..partitions).map(|p| (p, 0)).collect();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while (0..partitions).any(|p| next[&p] < ends[&p]) {
-        assert!(Instant::now() < deadline, "reading {topic} timed out");
-        let Some(m) = c.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let m = m.unwrap();
-        next.insert(m.partition(), m.offset() + 1);
-        let headers = m
-            .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| {
-                        let v = String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned();
-                        (h.key.to_string(), v)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
-        out.push((
-            m.partition(),
-            m.offset(),
-            key,
-            m.payload().unwrap_or_default().to_vec(),
-            headers,
-        ));
-    }
-    out
-}
-
-fn committed_all(brokers: &str, group: &str, topic: &str, ends: &[i64]) -> bool {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..ends.len() as i32 {
-        tpl.add_partition(topic, p);
-    }
-    let Ok(got) = c.committed_offsets(tpl, Duration::from_secs(10)) else {
-        return false;
-    };
-    (0..ends.len() as i32).all(|p| {
-        matches!(got.find_partition(topic, p).map(|e| e.offset()),
-                 Some(Offset::Offset(o)) if o == ends[p as usize])
-    })
 }
 
 #[test]
@@ -237,15 +164,18 @@ fn the_hits_topic_holds_what_foundry_scan_finds() {
         send(&format!("poison\t{reason}"), bytes, i as i32 % PARTITIONS);
     }
     producer.flush(Duration::from_secs(120)).unwrap();
-    let produced = read_all(&brokers, &input, PARTITIONS);
+    let produced = kafka::read_all(&brokers, &input, PARTITIONS);
     assert_eq!(produced.len(), events + poison.len());
     let key_of: HashMap<(i32, i64), String> = produced
         .iter()
-        .map(|(p, o, k, _, _)| ((*p, *o), k.clone()))
+        .map(|r| {
+            let key = String::from_utf8_lossy(r.key.as_deref().unwrap_or_default());
+            ((r.partition, r.offset), key.into_owned())
+        })
         .collect();
     let mut ends = vec![0i64; PARTITIONS as usize];
-    for (p, o, ..) in &produced {
-        ends[*p as usize] = ends[*p as usize].max(o + 1);
+    for r in &produced {
+        ends[r.partition as usize] = ends[r.partition as usize].max(r.offset + 1);
     }
 
     let group = format!("e2e-{run}");
@@ -277,7 +207,7 @@ fn the_hits_topic_holds_what_foundry_scan_finds() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(900);
-    while !committed_all(&brokers, &group, &input, &ends) {
+    while kafka::committed(&brokers, &group, &input, PARTITIONS) != ends {
         assert!(
             Instant::now() < deadline,
             "the worker did not commit the end of the input"
@@ -326,9 +256,9 @@ fn the_hits_topic_holds_what_foundry_scan_finds() {
     );
 
     let mut got = BTreeSet::new();
-    let stored = read_all(&brokers, &hits, 1);
-    for (_, _, _, payload, _) in &stored {
-        let hit: Value = serde_json::from_slice(payload).unwrap();
+    let stored = kafka::read_all(&brokers, &hits, 1);
+    for record in &stored {
+        let hit: Value = serde_json::from_slice(&record.payload).unwrap();
         assert_eq!(hit["event"]["topic"], input.as_str());
         assert_eq!(hit["worker"], "e2e");
         let at = (
@@ -342,9 +272,13 @@ fn the_hits_topic_holds_what_foundry_scan_finds() {
             hit["rule"]["id"].as_str().unwrap().to_string(),
         ));
     }
-    let letters: BTreeMap<String, String> = read_all(&brokers, &dead, 1)
+    let letters: BTreeMap<String, String> = kafka::read_all(&brokers, &dead, 1)
         .into_iter()
-        .map(|(_, _, key, _, headers)| (key, headers["foundry-reason"].clone()))
+        .map(|r| {
+            let key = String::from_utf8_lossy(r.key.as_deref().unwrap_or_default());
+            let reason = String::from_utf8_lossy(&r.headers["foundry-reason"]);
+            (key.into_owned(), reason.into_owned())
+        })
         .collect();
     // tansu 0.6 on memory storage has been seen to acknowledge produce requests it then does
     // not keep (the topic's end stays short of what it acknowledged). What it dropped cannot
