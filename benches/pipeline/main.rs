@@ -24,10 +24,13 @@ use std::time::{Duration, Instant};
 use foundry_engine::{decode_event, EventOrigin};
 use foundry_worker::{build_rule_set, InputTopic, KafkaConfig, Worker, WorkerConfig};
 use rayon::prelude::*;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
+
+// The worker's Kafka test helpers (the group's committed offsets).
+#[path = "../../crates/worker/tests/common/kafka.rs"]
+mod kafka;
 
 /// librdkafka's mock broker keeps only the newest few megabytes of a partition, so the
 /// events are spread over enough partitions (1,500 corpus events, ~3 MB, each) to stay whole
@@ -87,25 +90,6 @@ fn engine_alone(config: &WorkerConfig, events: &[Vec<u8>]) -> (Cost, usize) {
         cpu: foundry_benches::process_cpu() - cpu_before,
     };
     (cost, hits)
-}
-
-fn committed_all(brokers: &str, group: &str, ends: &[i64]) -> bool {
-    let partitions = ends.len() as i32;
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition("events", p);
-    }
-    let Ok(got) = c.committed_offsets(tpl, Duration::from_secs(10)) else {
-        return false;
-    };
-    (0..partitions).all(|p| {
-        matches!(got.find_partition("events", p).map(|e| e.offset()), Some(Offset::Offset(o)) if o == ends[p as usize])
-    })
 }
 
 /// The pipeline's cost, and the CPU the in-process mock broker used meanwhile (in
@@ -201,7 +185,7 @@ fn pipeline(config: &WorkerConfig, events: &[Vec<u8>]) -> (Cost, Duration, u64) 
         wall: elapsed,
         cpu: (foundry_benches::process_cpu() - cpu_before).saturating_sub(broker),
     };
-    while !committed_all(&brokers, "bench", &ends) {
+    while kafka::committed(&brokers, "bench", "events", partitions) != ends {
         std::thread::sleep(Duration::from_millis(20));
     }
     let batches = metrics.batch_size.get_sample_count().max(1) as f64;
