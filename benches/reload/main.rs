@@ -97,20 +97,10 @@ fn config(rules: Vec<PathBuf>) -> WorkerConfig {
 /// The first rule file under `dir`: each reload appends a comment to it, so that every
 /// reload is a new set whose rules are the same.
 fn marker_rule(dir: &Path) -> (PathBuf, String) {
-    let mut stack = vec![dir.to_path_buf()];
-    let mut files = Vec::new();
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("staged rules").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "yml") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    let path = files.into_iter().next().expect("a rule file");
+    let path = foundry_benches::files_with_extension(dir, "yml")
+        .into_iter()
+        .next()
+        .expect("a rule file");
     let text = std::fs::read_to_string(&path).expect("rule text");
     (path, text)
 }

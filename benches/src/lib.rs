@@ -29,22 +29,31 @@ pub fn sigmahq_rules() -> RuleSet {
     b.build().expect("rule set").0
 }
 
-/// Up to `limit` raw JSON Lines records taken round-robin from every corpus JSONL file, so
-/// the sample mixes Sysmon, Security, PowerShell, nested winlogbeat and cloud layouts.
-pub fn corpus_lines(limit: usize) -> Vec<Vec<u8>> {
+/// Every file under `dir` (recursively) with extension `ext`, in path order.
+pub fn files_with_extension(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    let mut stack = vec![corpus().join("events/otrf")];
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("corpus events") {
-            let p = e.expect("entry").path();
+        for e in std::fs::read_dir(&d)
+            .expect("a benchmark input folder")
+            .flatten()
+        {
+            let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().and_then(|x| x.to_str()) == Some("jsonl") {
+            } else if p.extension().is_some_and(|x| x == ext) {
                 files.push(p);
             }
         }
     }
     files.sort();
+    files
+}
+
+/// Up to `limit` raw JSON Lines records taken round-robin from every corpus JSONL file, so
+/// the sample mixes Sysmon, Security, PowerShell, nested winlogbeat and cloud layouts.
+pub fn corpus_lines(limit: usize) -> Vec<Vec<u8>> {
+    let files = files_with_extension(&corpus().join("events/otrf"), "jsonl");
     let per_file: Vec<Vec<Vec<u8>>> = files
         .iter()
         .map(|f| {
@@ -79,19 +88,7 @@ pub fn corpus_lines(limit: usize) -> Vec<Vec<u8>> {
 /// `n` raw records from the OTRF Windows JSON Lines files, whole files in name order (so a
 /// batch holds runs of one dataset, as a stream does), repeated when the files run out.
 pub fn windows_lines(n: usize) -> Vec<Vec<u8>> {
-    let mut files = Vec::new();
-    let mut stack = vec![corpus().join("events/otrf/windows")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("corpus events").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "jsonl") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
+    let files = files_with_extension(&corpus().join("events/otrf/windows"), "jsonl");
     let mut pool = Vec::new();
     for f in files {
         for line in std::fs::read(&f)
@@ -122,12 +119,6 @@ pub fn process_cpu() -> std::time::Duration {
             + std::time::Duration::from_micros(t.tv_usec as u64)
     };
     tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-/// CPU time used so far by this process's live threads whose name (as `/proc` shows it)
-/// is `name`, e.g. `rdk:mock`, the thread that runs librdkafka's in-process mock broker.
-pub fn threads_cpu(name: &str) -> std::time::Duration {
-    threads_cpu_by_name().remove(name).unwrap_or_default()
 }
 
 /// CPU time used so far by this process's live threads, summed by thread name.
