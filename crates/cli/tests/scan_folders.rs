@@ -10,6 +10,17 @@ const BIN: &str = env!("CARGO_BIN_EXE_foundry");
 
 const RULE: &str = "title: Marker\nid: 0b7d6c1e-3f7a-4c55-9a0e-7b1d2c3e4f50\nlogsource: {product: test}\ndetection:\n  s:\n    Marker: hit\n  condition: s\n";
 
+/// Runs `foundry scan --rules RULES INPUT`.
+fn scan(rules: &Path, input: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .arg("scan")
+        .arg("--rules")
+        .arg(rules)
+        .arg(input)
+        .output()
+        .unwrap()
+}
+
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
@@ -30,13 +41,7 @@ fn a_folder_input_is_every_event_file_under_it() {
     // Not event files: another extension, and a hidden editor file.
     write(&events.join("notes.txt"), "{\"Marker\":\"hit\"}\n");
     write(&events.join(".b.jsonl.swp"), "{\"Marker\":\"hit\"}\n");
-    let out = Command::new(BIN)
-        .arg("scan")
-        .arg("--rules")
-        .arg(&rules)
-        .arg(&events)
-        .output()
-        .unwrap();
+    let out = scan(&rules, &events);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
     let sources: Vec<String> = String::from_utf8_lossy(&out.stdout)
@@ -64,13 +69,7 @@ fn a_folder_without_event_files_is_reported() {
     write(&rules, RULE);
     let empty = dir.path().join("empty");
     write(&empty.join("readme.md"), "no events here\n");
-    let out = Command::new(BIN)
-        .arg("scan")
-        .arg("--rules")
-        .arg(&rules)
-        .arg(&empty)
-        .output()
-        .unwrap();
+    let out = scan(&rules, &empty);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
     assert!(
