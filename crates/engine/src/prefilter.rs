@@ -1,12 +1,16 @@
 //! The shared literal prefilter: which rules could match an event at all.
 //!
 //! Every compiled rule offers a set of lower-cased literals at least one of which occurs in
-//! any event it matches (see `CompiledRule::required_literals`). One Aho-Corasick automaton
-//! over all rules' literals runs over the event's lower-cased values once; a rule is
-//! evaluated only if one of its literals was seen, or if it offered no literal set. So the
-//! cost per event follows the number of literals present, not the number of rules.
+//! any event it matches, each tied to the field whose values must hold it (see
+//! `CompiledRule::required_literals`). Aho-Corasick automata over all rules' literals run
+//! over the event's lower-cased values once; a rule is evaluated only if one of its literals
+//! was seen where it must be, or if it offered no literal set. So the cost per event follows
+//! the size of the event and the literals present, not the number of rules.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Input, MatchKind};
+use foundry_sigma::{EventValue, Literal};
+
+use crate::record::EventRecord;
 
 /// A set of rule indices as a bit set.
 #[derive(Debug, Clone, Default)]
@@ -73,96 +77,260 @@ impl RuleBits {
     }
 }
 
+/// The literals of one field (or of keyword searches) in one automaton, with the rules that
+/// offered each.
+#[derive(Debug)]
+struct Group {
+    automaton: AhoCorasick,
+    owners: Vec<Vec<u32>>,
+    /// Per literal, how far past the start of its match the next literal can start.
+    skip: Vec<u32>,
+}
+
+impl Group {
+    /// Marks in `out` the owners of every literal occurring in `haystack`. `found` is scratch.
+    ///
+    /// The automaton reports, from a position on, the leftmost match and of those the longest.
+    /// Every other literal starting there is a prefix of the longest one, and a literal's
+    /// owners include those of its prefixes. The search goes on from the first position inside
+    /// the match where another literal could start (see `skip_within`), so every position
+    /// where a literal starts is visited and nothing present goes unmarked. This beats an
+    /// overlapping search, which cannot skip ahead with the automaton's prefilter.
+    fn mark(&self, haystack: &str, out: &mut RuleBits, found: &mut Vec<u32>) {
+        found.clear();
+        let mut at = 0;
+        while at < haystack.len() {
+            let Some(m) = self.automaton.find(Input::new(haystack).range(at..)) else {
+                break;
+            };
+            let p = m.pattern().as_u32();
+            found.push(p);
+            at = m.start() + self.skip[p as usize] as usize;
+        }
+        // A literal such as `\windows\` occurs many times per value; its owners are marked
+        // once.
+        found.sort_unstable();
+        found.dedup();
+        for &p in found.iter() {
+            for &r in &self.owners[p as usize] {
+                out.insert(r);
+            }
+        }
+    }
+}
+
 /// The compiled prefilter.
+///
+/// A literal that a field's condition requires can only occur in that field's values, so
+/// each field gets an automaton of its own literals, run over its values only: a rendered
+/// `Message` of 500 bytes is searched for the few literals rules ask of `Message`, not for
+/// the thousands asked of `CommandLine`. Literals of keyword searches are looked for in
+/// every value.
 #[derive(Debug)]
 pub struct Prefilter {
-    automaton: Option<AhoCorasick>,
-    /// For each literal, the rules that offered it.
-    owners: Vec<Vec<u32>>,
+    /// Literals of keyword searches, found in any value.
+    anywhere: Option<Group>,
+    /// Indexed by field id: the literals that must occur in that field's values.
+    by_field: Vec<Option<Group>>,
     /// Rules that offered no literal set and are always evaluated.
     always: RuleBits,
     rules: usize,
+    literals: usize,
 }
 
-impl Prefilter {
-    /// Builds the prefilter from each rule's literal set (`None`: always evaluate).
-    pub fn new(sets: &[Option<Vec<String>>]) -> Prefilter {
-        let mut literals: Vec<String> = Vec::new();
-        let mut index = std::collections::HashMap::new();
-        let mut owners: Vec<Vec<u32>> = Vec::new();
-        let mut always = RuleBits::new(sets.len());
-        for (rule, set) in sets.iter().enumerate() {
-            match set {
-                Some(lits) if !lits.is_empty() => {
-                    for lit in lits {
-                        let id = *index.entry(lit.clone()).or_insert_with(|| {
-                            literals.push(lit.clone());
-                            owners.push(Vec::new());
-                            owners.len() - 1
-                        });
-                        if owners[id].last() != Some(&(rule as u32)) {
-                            owners[id].push(rule as u32);
-                        }
+/// Literals being gathered for one group: text -> index, and each index's owners.
+#[derive(Default)]
+struct Gathering {
+    index: std::collections::HashMap<String, usize>,
+    literals: Vec<String>,
+    owners: Vec<Vec<u32>>,
+}
+
+impl Gathering {
+    fn add(&mut self, text: &str, rule: u32) {
+        let id = match self.index.get(text) {
+            Some(id) => *id,
+            None => {
+                self.literals.push(text.to_string());
+                self.owners.push(Vec::new());
+                self.index.insert(text.to_string(), self.owners.len() - 1);
+                self.owners.len() - 1
+            }
+        };
+        if self.owners[id].last() != Some(&rule) {
+            self.owners[id].push(rule);
+        }
+    }
+
+    /// The group's automaton; past the automaton's size limits its rules are always
+    /// evaluated instead (the prefilter is switched off for them, not the rules).
+    fn build(mut self, always: &mut RuleBits) -> Option<Group> {
+        // A literal's owners take in those of every literal that is a prefix of it (see
+        // `Group::mark`).
+        let closed: Vec<Vec<u32>> = self
+            .literals
+            .iter()
+            .enumerate()
+            .map(|(id, lit)| {
+                let mut owners = self.owners[id].clone();
+                for k in (1..lit.len()).filter(|k| lit.is_char_boundary(*k)) {
+                    if let Some(prefix) = self.index.get(&lit[..k]) {
+                        owners.extend_from_slice(&self.owners[*prefix]);
                     }
                 }
-                _ => always.insert(rule as u32),
-            }
-        }
-        let built = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::Standard)
-            .build(&literals);
-        let automaton = match built {
-            Ok(ac) if !literals.is_empty() => Some(ac),
-            Ok(_) => None,
+                owners.sort_unstable();
+                owners.dedup();
+                owners
+            })
+            .collect();
+        self.owners = closed;
+        let skip = skip_within(&self.literals);
+        match AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&self.literals)
+        {
+            Ok(automaton) => Some(Group {
+                automaton,
+                owners: self.owners,
+                skip,
+            }),
             Err(e) => {
-                // Past the automaton's size limits the prefilter is switched off, not the rules.
-                tracing::warn!(error = %e, "literal prefilter disabled");
-                for r in 0..sets.len() {
-                    always.insert(r as u32);
+                tracing::warn!(error = %e, "literal prefilter disabled for some rules");
+                for r in self.owners.iter().flatten() {
+                    always.insert(*r);
                 }
                 None
             }
+        }
+    }
+}
+
+/// For each literal `l`, the smallest `k >= 1` at which another occurrence of some literal
+/// could start inside a match of `l`, or `l.len()`. A literal starting `k` bytes into the
+/// match begins with `l[k..]`'s first two bytes (or its last byte, at `k = len - 1`), so a
+/// position where no literal's first bytes fit is skipped. Literals are at least one byte.
+fn skip_within(literals: &[String]) -> Vec<u32> {
+    let firsts: std::collections::HashSet<u8> =
+        literals.iter().filter_map(|l| l.bytes().next()).collect();
+    let pairs: std::collections::HashSet<[u8; 2]> = literals
+        .iter()
+        .filter_map(|l| l.as_bytes().get(..2).map(|p| [p[0], p[1]]))
+        .collect();
+    literals
+        .iter()
+        .map(|l| {
+            let b = l.as_bytes();
+            (1..b.len())
+                .find(|&k| match b.get(k..k + 2) {
+                    Some(p) => pairs.contains(&[p[0], p[1]]),
+                    None => firsts.contains(&b[k]),
+                })
+                .unwrap_or(b.len()) as u32
+        })
+        .collect()
+}
+
+impl Prefilter {
+    /// Builds the prefilter for the rules `members` (indices into `sets`, each rule's literal
+    /// set; `None`: always evaluate).
+    pub fn new(sets: &[Option<Vec<Literal>>], members: impl IntoIterator<Item = u32>) -> Prefilter {
+        let mut anywhere = Gathering::default();
+        let mut by_field: Vec<Gathering> = Vec::new();
+        let mut always = RuleBits::new(sets.len());
+        let mut rules = 0;
+        for rule in members {
+            rules += 1;
+            match &sets[rule as usize] {
+                Some(lits) if !lits.is_empty() => {
+                    for lit in lits {
+                        let group = match lit.field {
+                            None => &mut anywhere,
+                            Some(f) => {
+                                let f = f as usize;
+                                if by_field.len() <= f {
+                                    by_field.resize_with(f + 1, Gathering::default);
+                                }
+                                &mut by_field[f]
+                            }
+                        };
+                        group.add(&lit.text, rule);
+                    }
+                }
+                _ => always.insert(rule),
+            }
+        }
+        let literals =
+            anywhere.literals.len() + by_field.iter().map(|g| g.literals.len()).sum::<usize>();
+        let nonempty = |g: Gathering, always: &mut RuleBits| {
+            if g.literals.is_empty() {
+                None
+            } else {
+                g.build(always)
+            }
         };
+        let anywhere = nonempty(anywhere, &mut always);
+        let by_field = by_field
+            .into_iter()
+            .map(|g| nonempty(g, &mut always))
+            .collect();
         Prefilter {
-            automaton,
-            owners,
+            anywhere,
+            by_field,
             always,
-            rules: sets.len(),
+            rules,
+            literals,
         }
     }
 
-    /// Marks in `out` every rule that could match a haystack of lower-cased values.
-    pub fn candidates(&self, haystack: &str, out: &mut RuleBits) {
-        out.0.clone_from(&self.always.0);
-        if let Some(ac) = &self.automaton {
-            // A literal such as `\windows\` occurs many times per event; its owners are
-            // marked once.
-            let mut seen = RuleBits::new(self.owners.len());
-            for m in ac.find_overlapping_iter(haystack) {
-                let p = m.pattern().as_u32();
-                if seen.contains(p) {
-                    continue;
-                }
-                seen.insert(p);
-                for &r in &self.owners[p as usize] {
-                    out.insert(r);
-                }
+    /// Adds to `out` every one of its rules that could match the event.
+    pub fn candidates(&self, record: &EventRecord<'_>, out: &mut RuleBits) {
+        out.union_with(&self.always);
+        let mut found = Vec::new();
+        if let Some(group) = &self.anywhere {
+            let mut haystack = String::new();
+            record.haystack(&mut haystack);
+            group.mark(&haystack, out, &mut found);
+        }
+        for (field, values) in record.fields() {
+            let Some(Some(group)) = self.by_field.get(field as usize) else {
+                continue;
+            };
+            for text in values.iter().filter_map(EventValue::lower) {
+                group.mark(text, out, &mut found);
             }
         }
     }
 
-    /// How many rules are always evaluated, and how many literals are indexed.
-    pub fn stats(&self) -> (usize, usize) {
-        let always = (0..self.rules as u32)
-            .filter(|r| self.always.contains(*r))
-            .count();
-        (always, self.owners.len())
+    /// How many of its rules are always evaluated, how many literals are indexed, and in how
+    /// many automata (one per field, one for keyword searches).
+    pub fn stats(&self) -> PrefilterStats {
+        PrefilterStats {
+            rules: self.rules,
+            always: self.always.iter().count(),
+            literals: self.literals,
+            automata: self.by_field.iter().flatten().count() + usize::from(self.anywhere.is_some()),
+        }
     }
+}
+
+/// Sizes of a prefilter, for logs and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrefilterStats {
+    /// Rules it covers.
+    pub rules: usize,
+    /// Of those, rules that offered no literal set and are always evaluated.
+    pub always: usize,
+    /// Distinct literals, counted per field.
+    pub literals: usize,
+    /// Automata: one per field with literals, one for keyword searches.
+    pub automata: usize,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::PathTrie;
+    use serde_json::json;
 
     #[test]
     fn rule_bits_set_operations() {
@@ -179,20 +347,96 @@ mod tests {
         assert_eq!(RuleBits::new(130).iter().count(), 0);
     }
 
-    #[test]
-    fn candidates_are_rules_with_a_literal_present() {
-        // Rule 0 needs "cmd.exe" or "pwsh", rule 1 "certutil", rule 2 offers no set.
-        let p = Prefilter::new(&[
-            Some(vec!["cmd.exe".into(), "pwsh".into()]),
-            Some(vec!["certutil".into()]),
-            None,
-        ]);
+    fn lit(field: Option<u32>, text: &str) -> Literal {
+        Literal {
+            field,
+            text: text.into(),
+        }
+    }
+
+    fn candidates(p: &Prefilter, event: serde_json::Value) -> Vec<u32> {
+        let mut trie = PathTrie::default();
+        trie.insert("CommandLine", 0);
+        trie.insert("Image", 1);
+        let record = EventRecord::new(&event, &trie);
         let mut out = RuleBits::new(3);
-        p.candidates("c:\\windows\\cmd.exe\0cmd.exe /c\0", &mut out);
-        assert_eq!(out.iter().collect::<Vec<_>>(), [0, 2]);
-        p.candidates("certutil -urlcache\0pwsh\0", &mut out);
-        assert_eq!(out.iter().collect::<Vec<_>>(), [0, 1, 2]);
-        p.candidates("notepad.exe\0", &mut out);
-        assert_eq!(out.iter().collect::<Vec<_>>(), [2]);
+        p.candidates(&record, &mut out);
+        out.iter().collect()
+    }
+
+    #[test]
+    fn candidates_are_rules_with_a_literal_present_where_required() {
+        // Fields: 0 CommandLine, 1 Image. Rule 0 needs "cmd.exe" in Image or "pwsh" in any
+        // value (a keyword), rule 1 "certutil" in CommandLine, rule 2 offers no set.
+        let sets = [
+            Some(vec![lit(Some(1), "cmd.exe"), lit(None, "pwsh")]),
+            Some(vec![lit(Some(0), "certutil")]),
+            None,
+        ];
+        let p = Prefilter::new(&sets, 0..3);
+        let event = json!({"Image": "C:\\Windows\\CMD.EXE", "CommandLine": "cmd.exe /c"});
+        assert_eq!(candidates(&p, event), [0, 2]);
+        let event = json!({"CommandLine": "CertUtil -urlcache", "Other": "pwsh -nop"});
+        assert_eq!(candidates(&p, event), [0, 1, 2]);
+        // The literals occur, but not in the fields that must hold them.
+        let event = json!({"Image": "C:\\certutil.exe", "Other": "cmd.exe"});
+        assert_eq!(candidates(&p, event), [2]);
+        // A prefilter over some rules reports only those.
+        let only_1 = Prefilter::new(&sets, [1]);
+        let event = json!({"CommandLine": "certutil", "Other": "pwsh"});
+        assert_eq!(candidates(&only_1, event), [1]);
+        assert_eq!(
+            only_1.stats(),
+            PrefilterStats {
+                rules: 1,
+                always: 0,
+                literals: 1,
+                automata: 1
+            }
+        );
+    }
+
+    #[test]
+    fn every_literal_present_is_found_however_literals_overlap() {
+        // Over a four-letter alphabet, literals overlap, nest and share prefixes and suffixes
+        // in every way; the literals present are by definition those `str::contains` finds.
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut word = |len: u64| -> String {
+            (0..len)
+                .map(|_| ['a', 'b', 'c', '\\'][next(4) as usize])
+                .collect()
+        };
+        for round in 0..300 {
+            let count = 1 + round % 12;
+            let literals: Vec<String> = (0..count)
+                .map(|i| word(1 + (i * 7 + round) as u64 % 6))
+                .collect();
+            let sets: Vec<Option<Vec<Literal>>> = literals
+                .iter()
+                .map(|l| Some(vec![lit(Some(0), l)]))
+                .collect();
+            let p = Prefilter::new(&sets, 0..sets.len() as u32);
+            let haystack = word(40);
+            let mut record_trie = PathTrie::default();
+            record_trie.insert("f", 0);
+            let event = json!({ "f": haystack });
+            let record = EventRecord::new(&event, &record_trie);
+            let mut out = RuleBits::new(sets.len());
+            p.candidates(&record, &mut out);
+            let expected: Vec<u32> = (0..literals.len() as u32)
+                .filter(|i| haystack.contains(literals[*i as usize].as_str()))
+                .collect();
+            assert_eq!(
+                out.iter().collect::<Vec<_>>(),
+                expected,
+                "literals {literals:?} in {haystack:?}"
+            );
+        }
     }
 }

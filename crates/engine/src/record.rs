@@ -79,6 +79,18 @@ impl<'a> EventRecord<'a> {
         EventRecord { values, field_ids }
     }
 
+    /// The fields present, each with its values, in ascending field order.
+    pub fn fields(&self) -> impl Iterator<Item = (FieldId, &[EventValue<'a>])> + '_ {
+        let mut start = 0;
+        std::iter::from_fn(move || {
+            let id = *self.field_ids.get(start)?;
+            let len = self.field_ids[start..].partition_point(|f| *f == id);
+            let run = &self.values[start..start + len];
+            start += len;
+            Some((id, run))
+        })
+    }
+
     /// Every value's lower-cased text joined by NUL, for the literal prefilter.
     pub fn haystack(&self, out: &mut String) {
         out.clear();

@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
-use foundry_sigma::{FieldId, FieldTable, Logsource};
+use foundry_sigma::{FieldId, FieldTable, Literal, Logsource};
 
 use crate::builder::SigmaEntry;
 use crate::hit::{EventOrigin, Hit, HitRule, HitRuleset, RuleKind};
@@ -22,17 +22,42 @@ struct Classifier {
 /// A declared logsource as (product, category, service), the key of the route cache.
 type RouteKey = (Option<String>, Option<String>, Option<String>);
 
+/// The rules that declare one logsource (compared case-insensitively), with a prefilter over
+/// their literals only: an event is searched only for the literals of rules it may reach, so
+/// a process-creation event is not searched for what image-load rules ask of `Image`.
+struct LogsourceClass {
+    logsource: Logsource,
+    prefilter: Prefilter,
+}
+
+/// Where an event's candidate rules come from.
+enum Route {
+    /// The prefilters of these classes, whose rules are exactly those the event may reach.
+    Classes(Vec<usize>),
+    /// The whole set's prefilter, kept to these rules: for events that may reach many
+    /// classes (no classifier matched, or a declared logsource that sets few keys), where
+    /// one search beats many.
+    Merged(RuleBits),
+}
+
+/// Beyond this many classes, an event is searched with the whole set's prefilter.
+const MAX_CLASSES_PER_ROUTE: usize = 16;
+
 /// An immutable, versioned snapshot of compiled rules.
 pub struct RuleSet {
     version: String,
     trie: PathTrie,
     rules: Vec<SigmaEntry>,
     classifiers: Vec<Classifier>,
-    /// Per classifier, the rules whose logsource it is compatible with.
-    routes: Vec<Arc<RuleBits>>,
-    all_rules: Arc<RuleBits>,
+    classes: Vec<LogsourceClass>,
+    /// The prefilter over every rule, for merged routes.
     prefilter: Prefilter,
-    route_cache: RwLock<HashMap<RouteKey, Arc<RuleBits>>>,
+    /// The fields classifiers read, each with every value some classifier accepts.
+    route_fields: Vec<(FieldId, std::collections::HashSet<String>)>,
+    /// Routes by an event's route key (see `route_key`).
+    classified_routes: RwLock<HashMap<String, Arc<Route>>>,
+    /// Routes by the logsource an input declares.
+    route_cache: RwLock<HashMap<RouteKey, Arc<Route>>>,
     indexing: bool,
     yara: Option<YaraPart>,
     time_fields: Vec<FieldId>,
@@ -90,32 +115,66 @@ impl RuleSet {
             "Event.System.TimeCreated.#attributes.SystemTime",
             fields.intern("TimeCreated"),
         );
-        let routes = classifiers
-            .iter()
-            .map(|c| {
-                Arc::new(RuleBits::from_fn(rules.len(), |i| {
-                    compatible(&rules[i].rule.logsource, &c.logsource)
-                }))
-            })
-            .collect();
-        let sets: Vec<Option<Vec<String>>> =
+        let sets: Vec<Option<Vec<Literal>>> =
             rules.iter().map(|e| e.rule.required_literals()).collect();
-        let prefilter = Prefilter::new(&sets);
-        let (always, literals) = prefilter.stats();
+        let mut members: Vec<(Logsource, Vec<u32>)> = Vec::new();
+        let mut class_of: HashMap<RouteKey, usize> = HashMap::new();
+        for (i, entry) in rules.iter().enumerate() {
+            let l = &entry.rule.logsource;
+            let lower = |v: &Option<String>| v.as_deref().map(str::to_lowercase);
+            let key = (lower(&l.product), lower(&l.category), lower(&l.service));
+            let class = *class_of.entry(key.clone()).or_insert_with(|| {
+                members.push((
+                    Logsource {
+                        product: key.0,
+                        category: key.1,
+                        service: key.2,
+                        definition: None,
+                    },
+                    Vec::new(),
+                ));
+                members.len() - 1
+            });
+            members[class].1.push(i as u32);
+        }
+        let (prefilter, classes) = rayon::join(
+            || Prefilter::new(&sets, 0..rules.len() as u32),
+            || {
+                use rayon::prelude::*;
+                members
+                    .into_par_iter()
+                    .map(|(logsource, ids)| LogsourceClass {
+                        logsource,
+                        prefilter: Prefilter::new(&sets, ids),
+                    })
+                    .collect::<Vec<_>>()
+            },
+        );
+        let mut route_fields: Vec<(FieldId, std::collections::HashSet<String>)> = Vec::new();
+        for (f, want) in classifiers.iter().flat_map(|c| &c.conditions) {
+            match route_fields.iter_mut().find(|(g, _)| g == f) {
+                Some((_, values)) => values.extend(want.iter().cloned()),
+                None => route_fields.push((*f, want.iter().cloned().collect())),
+            }
+        }
+        let stats = prefilter.stats();
         tracing::debug!(
-            rules = rules.len(),
-            always,
-            literals,
+            rules = stats.rules,
+            always = stats.always,
+            literals = stats.literals,
+            automata = stats.automata,
+            classes = classes.len(),
             "literal prefilter built"
         );
         RuleSet {
             version,
-            all_rules: Arc::new(RuleBits::from_fn(rules.len(), |_| true)),
             trie,
             rules,
             classifiers,
-            routes,
+            classes,
             prefilter,
+            route_fields,
+            classified_routes: RwLock::new(HashMap::new()),
             route_cache: RwLock::new(HashMap::new()),
             indexing: true,
             yara,
@@ -169,25 +228,79 @@ impl RuleSet {
         self.yara.is_some()
     }
 
-    fn route(&self, record: &EventRecord<'_>, hint: Option<&Logsource>) -> Arc<RuleBits> {
-        if let Some(h) = hint {
-            let key = (h.product.clone(), h.category.clone(), h.service.clone());
-            if let Some(r) = self
-                .route_cache
-                .read()
-                .ok()
-                .and_then(|c| c.get(&key).cloned())
-            {
-                return r;
-            }
-            let r = Arc::new(RuleBits::from_fn(self.rules.len(), |i| {
-                compatible(&self.rules[i].rule.logsource, h)
-            }));
-            if let Ok(mut c) = self.route_cache.write() {
-                c.insert(key, r.clone());
-            }
+    /// The route of events that may come from any of `logsources`.
+    fn plan(&self, logsources: &[&Logsource]) -> Route {
+        let reaches = |rule: &Logsource| logsources.iter().any(|l| compatible(rule, l));
+        let classes: Vec<usize> = (0..self.classes.len())
+            .filter(|c| reaches(&self.classes[*c].logsource))
+            .collect();
+        if classes.len() <= MAX_CLASSES_PER_ROUTE {
+            Route::Classes(classes)
+        } else {
+            Route::Merged(RuleBits::from_fn(self.rules.len(), |i| {
+                reaches(&self.rules[i].rule.logsource)
+            }))
+        }
+    }
+
+    /// A cached route, made on first use.
+    fn cached<K, Q>(
+        &self,
+        cache: &RwLock<HashMap<K, Arc<Route>>>,
+        key: &Q,
+        make: impl FnOnce() -> Route,
+    ) -> Arc<Route>
+    where
+        K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+        Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(r) = cache.read().ok().and_then(|c| c.get(key).cloned()) {
             return r;
         }
+        let route = Arc::new(make());
+        if let Ok(mut c) = cache.write() {
+            c.insert(key.to_owned(), route.clone());
+        }
+        route
+    }
+
+    fn route(&self, record: &EventRecord<'_>, hint: Option<&Logsource>) -> Arc<Route> {
+        if let Some(h) = hint {
+            let key = (h.product.clone(), h.category.clone(), h.service.clone());
+            return self.cached(&self.route_cache, &key, || self.plan(&[h]));
+        }
+        // Events with the same classifier-relevant values take the same route; the route is
+        // worked out once per distinct key.
+        let key = self.route_key(record);
+        self.cached(&self.classified_routes, key.as_str(), || {
+            self.classify(record)
+        })
+    }
+
+    /// What classifiers can see of an event: per classifier field, the values (lower-cased)
+    /// that some classifier accepts. Other values cannot change any classifier's outcome, so
+    /// the key space stays as small as the mapping.
+    fn route_key(&self, record: &EventRecord<'_>) -> String {
+        use foundry_sigma::EventView as _;
+        let mut key = String::new();
+        for (f, accepted) in &self.route_fields {
+            for t in record
+                .field(*f)
+                .unwrap_or(&[])
+                .iter()
+                .filter_map(|v| v.lower())
+            {
+                if accepted.contains(t) {
+                    key.push_str(t);
+                    key.push('\u{1f}');
+                }
+            }
+            key.push('\u{1e}');
+        }
+        key
+    }
+
+    fn classify(&self, record: &EventRecord<'_>) -> Route {
         let matched: Vec<usize> = self
             .classifiers
             .iter()
@@ -203,17 +316,15 @@ impl RuleSet {
             })
             .map(|(i, _)| i)
             .collect();
-        match matched.as_slice() {
-            [] => self.all_rules.clone(),
-            [one] => self.routes[*one].clone(),
-            many => {
-                let mut all = RuleBits::new(self.rules.len());
-                for i in many {
-                    all.union_with(&self.routes[*i]);
-                }
-                Arc::new(all)
-            }
+        if matched.is_empty() {
+            // Nothing says where the event comes from: every rule may see it.
+            return Route::Merged(RuleBits::from_fn(self.rules.len(), |_| true));
         }
+        let logsources: Vec<&Logsource> = matched
+            .iter()
+            .map(|i| &self.classifiers[*i].logsource)
+            .collect();
+        self.plan(&logsources)
     }
 
     /// Evaluates one event: every Sigma rule that routing and the prefilter let through, and
@@ -245,12 +356,18 @@ impl RuleSet {
             }
         };
         if self.indexing {
-            let route = self.route(&record, hint);
-            let mut haystack = String::new();
-            record.haystack(&mut haystack);
             let mut bits = RuleBits::new(self.rules.len());
-            self.prefilter.candidates(&haystack, &mut bits);
-            bits.intersect_with(&route);
+            match &*self.route(&record, hint) {
+                Route::Classes(classes) => {
+                    for c in classes {
+                        self.classes[*c].prefilter.candidates(&record, &mut bits);
+                    }
+                }
+                Route::Merged(reachable) => {
+                    self.prefilter.candidates(&record, &mut bits);
+                    bits.intersect_with(reachable);
+                }
+            }
             for i in bits.iter() {
                 check(i, &mut out);
             }

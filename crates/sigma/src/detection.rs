@@ -69,20 +69,50 @@ impl Search {
     }
 
     /// Literals of which one must occur for the search to hold, if such a set exists.
-    pub fn required(&self) -> Option<Vec<String>> {
+    pub fn required(&self) -> Option<Vec<Literal>> {
         let mut union = Vec::new();
         for items in &self.alternatives {
-            union.extend(best_of(items.iter().map(|c| c.required.clone()))?);
+            union.extend(best_of(items.iter().map(FieldCondition::literals))?);
         }
         Some(union)
     }
 }
 
+/// A lower-cased literal that must occur in the values of `field` (in any value of the
+/// event, for a keyword search) for some part of a condition to hold.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Literal {
+    /// The field whose values hold the literal, or `None` for any value.
+    pub field: Option<FieldId>,
+    /// The lower-cased text.
+    pub text: String,
+}
+
+impl AsRef<str> for Literal {
+    fn as_ref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl FieldCondition {
+    fn literals(&self) -> Option<Vec<Literal>> {
+        let set = self.required.as_ref()?;
+        Some(
+            set.iter()
+                .map(|text| Literal {
+                    field: self.field,
+                    text: text.clone(),
+                })
+                .collect(),
+        )
+    }
+}
+
 /// Among alternative literal sets that are each necessary, the most selective one.
-pub fn best_of(sets: impl Iterator<Item = Option<Vec<String>>>) -> Option<Vec<String>> {
-    sets.flatten()
-        .filter(|s| !s.is_empty())
-        .max_by_key(|s| s.iter().map(|l| l.len()).min().unwrap_or(0) * 64 / s.len().clamp(1, 64))
+pub fn best_of<T: AsRef<str>>(sets: impl Iterator<Item = Option<Vec<T>>>) -> Option<Vec<T>> {
+    sets.flatten().filter(|s| !s.is_empty()).max_by_key(|s| {
+        s.iter().map(|l| l.as_ref().len()).min().unwrap_or(0) * 64 / s.len().clamp(1, 64)
+    })
 }
 
 /// A compiled detection: searches and the condition over them.
@@ -112,7 +142,7 @@ impl Detection {
     }
 
     /// Literals of which one must occur in an event for the condition to hold.
-    pub fn required(&self) -> Option<Vec<String>> {
+    pub fn required(&self) -> Option<Vec<Literal>> {
         required(&self.condition, &self.searches)
     }
 }
@@ -146,7 +176,7 @@ fn eval(
     }
 }
 
-fn required(c: &Condition, searches: &[Search]) -> Option<Vec<String>> {
+fn required(c: &Condition, searches: &[Search]) -> Option<Vec<Literal>> {
     match c {
         Condition::Search(i) => searches[*i].required(),
         Condition::Not(_) => None,

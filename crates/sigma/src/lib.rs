@@ -28,7 +28,7 @@ pub mod yaml;
 
 use std::collections::HashMap;
 
-pub use detection::{CompileOptions, Detection};
+pub use detection::{CompileOptions, Detection, Literal};
 pub use error::{ErrorCode, Position, SigmaError};
 pub use event::{EventValue, EventView, ValueKind};
 pub use matcher::FieldId;
@@ -198,9 +198,9 @@ impl CompiledRule {
         Some(matched)
     }
 
-    /// Lower-cased literals of which at least one occurs in every event the rule matches,
-    /// or `None` when the rule has no such set.
-    pub fn required_literals(&self) -> Option<Vec<String>> {
+    /// Lower-cased literals, each with the field whose values hold it, of which at least one
+    /// occurs in every event the rule matches, or `None` when the rule has no such set.
+    pub fn required_literals(&self) -> Option<Vec<Literal>> {
         self.detection.required()
     }
 

@@ -1,0 +1,40 @@
+//! Loops the engine over the corpus lines so a profiler (`perf record`) sees only the
+//! per-event path: decode, record, routing, prefilter, rule evaluation.
+//! Run: cargo run --release -p foundry-benches --example profile_engine -- [passes]
+
+use std::time::Instant;
+
+use foundry_benches::{corpus_lines, sigmahq_rules};
+use foundry_engine::{decode_event, EventOrigin};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    let passes: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5);
+    let lines = corpus_lines(usize::MAX);
+    let bytes: usize = lines.iter().map(Vec::len).sum();
+    let set = sigmahq_rules();
+    let origin = EventOrigin::default();
+    let start = Instant::now();
+    let mut hits = 0usize;
+    for _ in 0..passes {
+        for line in &lines {
+            if let Ok(event) = decode_event(line, 1 << 24) {
+                hits += set.evaluate(&event, &origin, None).hits.len();
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let events = (lines.len() * passes) as f64;
+    eprintln!(
+        "{} events of {:.0} bytes, {passes} passes: {:.0} events/s, {} hits per pass",
+        lines.len(),
+        bytes as f64 / lines.len() as f64,
+        events / secs,
+        hits / passes
+    );
+}
