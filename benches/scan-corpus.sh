@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Whole-command benchmark: `foundry scan` over every corpus event file with every SigmaHQ
 # rule, on one core (RAYON_NUM_THREADS=1), indexing on and off in the same run; prints
-# events/s, peak memory and the ratio. Needs a release build: cargo build --release -p foundry
+# events/s, peak memory and the ratio; then the same indexed scan over only the corpus
+# records of 512 to 1,535 bytes (about 1 KB, the size the throughput goal names).
+# Needs a release build: cargo build --release -p foundry
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=target/release/foundry
@@ -25,3 +27,8 @@ run() {
 indexed=$(run indexed | tee /dev/stderr | tail -n 1)
 flat=$(run every-rule-on-every-event --no-index | tee /dev/stderr | tail -n 1)
 echo "ratio indexed / unindexed: $(python3 -c "print(round($indexed / $flat, 1))")x"
+about_1kb=$(mktemp --suffix=.jsonl)
+trap 'rm -f "$about_1kb"' EXIT
+cat "${inputs[@]}" | tr -d '\r' | LC_ALL=C awk 'length($0) >= 512 && length($0) < 1536' > "$about_1kb"
+inputs=("$about_1kb")
+run "indexed, events of about 1 KB ($(wc -l < "$about_1kb") records, $(( $(wc -c < "$about_1kb") / $(wc -l < "$about_1kb") )) bytes on average)" | head -n 1

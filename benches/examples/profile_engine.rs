@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use foundry_benches::{corpus_lines, sigmahq_rules};
-use foundry_engine::{decode_event, EventOrigin};
+use foundry_engine::EventOrigin;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -23,8 +23,8 @@ fn main() {
     let mut hits = 0usize;
     for _ in 0..passes {
         for line in &lines {
-            if let Ok(event) = decode_event(line, 1 << 24) {
-                hits += set.evaluate(&event, &origin, None).hits.len();
+            if let Ok(evaluation) = set.evaluate_bytes(line, 1 << 24, &origin, None) {
+                hits += evaluation.hits.len();
             }
         }
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use foundry_engine::input::read_records;
+use foundry_engine::input::{read_inputs, EventInput};
 use foundry_engine::{EventOrigin, Mapping, RuleSetBuilder, YaraConfig};
 use foundry_yara::{PayloadSpec, ScanLimits};
 
@@ -133,7 +133,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         }
     }
     for input in &inputs {
-        let records = match read_records(input) {
+        let records = match read_inputs(input) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("{input}: cannot read: {e}");
@@ -142,11 +142,26 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
             }
         };
         let mut batch = Vec::with_capacity(args.batch);
-        let mut flush = |batch: &mut Vec<(serde_json::Value, EventOrigin)>,
+        let mut flush = |batch: &mut Vec<(EventInput, EventOrigin)>,
+                         lines: &mut Vec<u64>,
                          out: &mut BufWriter<std::io::StdoutLock<'_>>|
-         -> anyhow::Result<()> {
-            let evaluations = set.evaluate_batch(batch, None);
-            for (evaluation, (_, origin)) in evaluations.iter().zip(batch.iter()) {
+         -> anyhow::Result<u64> {
+            let evaluations = set.evaluate_inputs(batch, None);
+            let mut undecodable = 0;
+            for ((evaluation, (_, origin)), line) in
+                evaluations.iter().zip(batch.iter()).zip(lines.iter())
+            {
+                let evaluation = match evaluation {
+                    Ok(evaluation) => {
+                        events += 1;
+                        evaluation
+                    }
+                    Err(e) => {
+                        undecodable += 1;
+                        report_bad(input, *line, origin.offset, e);
+                        continue;
+                    }
+                };
                 // The event is kept and its other hits count; the payload is named with the
                 // event it came from.
                 for p in &evaluation.payload_problems {
@@ -162,33 +177,31 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
                 }
             }
             batch.clear();
-            Ok(())
+            lines.clear();
+            Ok(undecodable)
         };
+        let mut lines = Vec::with_capacity(args.batch);
         for record in records {
             match record.event {
                 Ok(event) => {
-                    events += 1;
                     let origin = EventOrigin {
                         source: input.clone(),
                         offset: record.offset,
                         ..EventOrigin::default()
                     };
                     batch.push((event, origin));
+                    lines.push(record.line);
                     if batch.len() >= args.batch {
-                        flush(&mut batch, &mut out)?;
+                        bad += flush(&mut batch, &mut lines, &mut out)?;
                     }
                 }
                 Err(e) => {
                     bad += 1;
-                    if record.line > 0 {
-                        eprintln!("{input}:{}: bad event: {e}", record.line);
-                    } else {
-                        eprintln!("{input}: record {}: bad event: {e}", record.offset);
-                    }
+                    report_bad(input, record.line, record.offset, &e);
                 }
             }
         }
-        flush(&mut batch, &mut out)?;
+        bad += flush(&mut batch, &mut lines, &mut out)?;
     }
     out.flush()?;
     let secs = scan_started.elapsed().as_secs_f64();
@@ -205,4 +218,13 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         set.version()
     );
     Ok(if problems > 0 || bad > 0 { 2 } else { 0 })
+}
+
+/// Names a record that could not be used by file and line (or record number, for EVTX).
+fn report_bad(input: &str, line: u64, offset: u64, e: &foundry_engine::DecodeError) {
+    if line > 0 {
+        eprintln!("{input}:{line}: bad event: {e}");
+    } else {
+        eprintln!("{input}: record {offset}: bad event: {e}");
+    }
 }

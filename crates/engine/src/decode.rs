@@ -49,19 +49,7 @@ pub struct DecodeError {
 
 /// Decodes one record into a JSON object.
 pub fn decode_event(bytes: &[u8], max_bytes: usize) -> Result<Value, DecodeError> {
-    if bytes.len() > max_bytes {
-        return Err(DecodeError {
-            reason: DeadLetterReason::TooLarge,
-            detail: format!("{} bytes, limit {max_bytes}", bytes.len()),
-        });
-    }
-    let text = std::str::from_utf8(bytes).map_err(|e| DecodeError {
-        reason: DeadLetterReason::NotUtf8,
-        detail: format!("invalid utf-8 at byte {}", e.valid_up_to()),
-    })?;
-    let text = text.strip_suffix('\r').unwrap_or(text);
-    // A byte order mark (Windows tools write one at the top of a file) is not JSON.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = record_text(bytes, max_bytes)?;
     let value: Value = serde_json::from_str(text).map_err(|e| DecodeError {
         reason: DeadLetterReason::NotJson,
         detail: format!("invalid json at column {}: {e}", e.column()),
@@ -80,6 +68,23 @@ pub fn decode_event(bytes: &[u8], max_bytes: usize) -> Result<Value, DecodeError
         });
     }
     Ok(value)
+}
+
+/// A record's text, checked for size and UTF-8, without a trailing CR or a byte order mark.
+pub(crate) fn record_text(bytes: &[u8], max_bytes: usize) -> Result<&str, DecodeError> {
+    if bytes.len() > max_bytes {
+        return Err(DecodeError {
+            reason: DeadLetterReason::TooLarge,
+            detail: format!("{} bytes, limit {max_bytes}", bytes.len()),
+        });
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| DecodeError {
+        reason: DeadLetterReason::NotUtf8,
+        detail: format!("invalid utf-8 at byte {}", e.valid_up_to()),
+    })?;
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    // A byte order mark (Windows tools write one at the top of a file) is not JSON.
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
 }
 
 #[cfg(test)]

@@ -108,6 +108,73 @@ impl Iterator for JsonLines {
     type Item = Record;
 
     fn next(&mut self) -> Option<Record> {
+        let (offset, line) = self.next_line()?;
+        Some(Record {
+            offset,
+            line: offset + 1,
+            event: line.and_then(|bytes| decode_event(bytes, MAX_FILE_RECORD)),
+        })
+    }
+}
+
+/// An event as read: parsed, or the text of a JSON Lines record, decoded when evaluated
+/// ([`RuleSet::evaluate_input`](crate::RuleSet::evaluate_input)).
+#[derive(Debug)]
+pub enum EventInput {
+    /// A parsed JSON object (JSON and EVTX inputs).
+    Tree(Value),
+    /// The bytes of one record.
+    Text(Vec<u8>),
+}
+
+/// One record of an input, not yet decoded when the input is JSON Lines.
+#[derive(Debug)]
+pub struct InputRecord {
+    /// 0-based index of the record in its input.
+    pub offset: u64,
+    /// 1-based line (JSON inputs) where the record starts; 0 for EVTX.
+    pub line: u64,
+    /// The event, or why it could not be read.
+    pub event: Result<EventInput, DecodeError>,
+}
+
+/// Opens an input like [`read_records`], leaving JSON Lines records undecoded, so the rule
+/// set decodes them straight into what its rules read.
+pub fn read_inputs(path: &str) -> std::io::Result<Box<dyn Iterator<Item = InputRecord> + Send>> {
+    let lines = |reader: Box<dyn Read + Send>| -> Box<dyn Iterator<Item = InputRecord> + Send> {
+        let mut lines = JsonLines::new(reader);
+        Box::new(std::iter::from_fn(move || {
+            let (offset, line) = lines.next_line()?;
+            Some(InputRecord {
+                offset,
+                line: offset + 1,
+                event: line.map(|bytes| EventInput::Text(bytes.to_vec())),
+            })
+        }))
+    };
+    if path == "-" {
+        return Ok(lines(Box::new(std::io::stdin())));
+    }
+    if !Path::new(path).is_dir() && InputFormat::for_path(path) == InputFormat::JsonLines {
+        return Ok(lines(Box::new(File::open(path)?)));
+    }
+    Ok(Box::new(read_records(path)?.map(|r| InputRecord {
+        offset: r.offset,
+        line: r.line,
+        event: r.event.map(EventInput::Tree),
+    })))
+}
+
+impl JsonLines {
+    /// The next line holding a record, with its 0-based number: its bytes without the line
+    /// end, or why it cannot be read.
+    fn next_line(&mut self) -> Option<(u64, Result<&[u8], DecodeError>)> {
+        let (offset, len) = self.next_line_len()?;
+        Some((offset, len.map(|n| &self.buf[..n])))
+    }
+
+    /// [`JsonLines::next_line`], with the record as the length of its bytes in `buf`.
+    fn next_line_len(&mut self) -> Option<(u64, Result<usize, DecodeError>)> {
         loop {
             if self.failed {
                 return None;
@@ -130,17 +197,23 @@ impl Iterator for JsonLines {
                 Ok((0, _)) => return None,
                 Ok((_, false)) => {}
                 Ok((_, true)) => {
-                    return Some(self.take_line(Err(DecodeError {
-                        reason: DeadLetterReason::TooLarge,
-                        detail: format!("the line is longer than {MAX_FILE_RECORD} bytes"),
-                    })));
+                    return Some((
+                        self.take_line(),
+                        Err(DecodeError {
+                            reason: DeadLetterReason::TooLarge,
+                            detail: format!("the line is longer than {MAX_FILE_RECORD} bytes"),
+                        }),
+                    ));
                 }
                 Err(e) => {
                     self.failed = true;
-                    return Some(self.take_line(Err(DecodeError {
-                        reason: DeadLetterReason::NotJson,
-                        detail: format!("read error: {e}; the rest of the input is skipped"),
-                    })));
+                    return Some((
+                        self.take_line(),
+                        Err(DecodeError {
+                            reason: DeadLetterReason::NotJson,
+                            detail: format!("read error: {e}; the rest of the input is skipped"),
+                        }),
+                    ));
                 }
             }
             let mut bytes = self.buf.as_slice();
@@ -155,22 +228,15 @@ impl Iterator for JsonLines {
                 self.line += 1; // a blank line is no record but keeps its number
                 continue;
             }
-            let event = decode_event(bytes, MAX_FILE_RECORD);
-            return Some(self.take_line(event));
+            let len = bytes.len();
+            return Some((self.take_line(), Ok(len)));
         }
     }
-}
 
-impl JsonLines {
-    /// The record of the current line, numbered; moves on to the next line.
-    fn take_line(&mut self, event: Result<serde_json::Value, DecodeError>) -> Record {
-        let offset = self.line;
+    /// The current line's number; moves on to the next line.
+    fn take_line(&mut self) -> u64 {
         self.line += 1;
-        Record {
-            offset,
-            line: offset + 1,
-            event,
-        }
+        self.line - 1
     }
 }
 

@@ -15,6 +15,7 @@
 
 pub mod builder;
 pub mod decode;
+pub mod flat;
 pub mod hit;
 pub mod input;
 pub mod mapping;

@@ -10,6 +10,8 @@ use serde_json::Value;
 
 use foundry_sigma::{EventValue, EventView, FieldId, ValueKind};
 
+use crate::flat::{FlatEvent, FlatKind};
+
 /// A trie over object keys, built once per rule set.
 #[derive(Debug, Default, Clone)]
 pub struct PathTrie {
@@ -29,7 +31,12 @@ impl PathTrie {
         }
     }
 
-    fn child(&self, key: &str) -> Option<&PathTrie> {
+    /// The fields found at this node.
+    pub fn fields(&self) -> &[FieldId] {
+        &self.fields
+    }
+
+    pub(crate) fn child(&self, key: &str) -> Option<&PathTrie> {
         if let Some(c) = self.children.get(key) {
             return Some(c);
         }
@@ -68,6 +75,37 @@ impl<'a> EventRecord<'a> {
         let mut mapped: Vec<(FieldId, EventValue<'a>)> = Vec::new();
         let mut other: Vec<EventValue<'a>> = Vec::new();
         walk(event, Some(trie), &mut mapped, &mut other);
+        EventRecord::assemble(mapped, other)
+    }
+
+    /// The values of an event decoded by [`FlatEvent::parse`], as [`EventRecord::new`] makes
+    /// them from the parsed tree.
+    pub fn from_flat(event: &'a FlatEvent<'_>) -> EventRecord<'a> {
+        let mut mapped: Vec<(FieldId, EventValue<'a>)> = Vec::new();
+        let mut other: Vec<EventValue<'a>> = Vec::with_capacity(event.leaves.len());
+        for leaf in &event.leaves {
+            let value = EventValue::new(match leaf.kind {
+                FlatKind::Null => ValueKind::Null,
+                FlatKind::Bool(b) => ValueKind::Bool(b),
+                FlatKind::Number(n) => ValueKind::Number(n),
+                FlatKind::Str(start, end) => ValueKind::Str(event.str(start, end)),
+                FlatKind::Object => ValueKind::Object,
+            });
+            if leaf.fields.is_empty() {
+                other.push(value);
+            } else {
+                for f in leaf.fields {
+                    mapped.push((*f, value.clone()));
+                }
+            }
+        }
+        EventRecord::assemble(mapped, other)
+    }
+
+    fn assemble(
+        mut mapped: Vec<(FieldId, EventValue<'a>)>,
+        other: Vec<EventValue<'a>>,
+    ) -> EventRecord<'a> {
         mapped.sort_by_key(|(f, _)| *f);
         let mut field_ids = Vec::with_capacity(mapped.len());
         let mut values = Vec::with_capacity(mapped.len() + other.len());
@@ -94,6 +132,13 @@ impl<'a> EventRecord<'a> {
     /// Every value's lower-cased text joined by NUL, for the literal prefilter.
     pub fn haystack(&self, out: &mut String) {
         out.clear();
+        out.reserve(
+            self.values
+                .iter()
+                .filter_map(EventValue::lower)
+                .map(|t| t.len() + 1)
+                .sum(),
+        );
         for v in &self.values {
             if let Some(t) = v.lower() {
                 out.push_str(t);
@@ -167,5 +212,112 @@ impl EventView for EventRecord<'_> {
 
     fn all_values(&self) -> &[EventValue<'_>] {
         &self.values
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flat::FlatEvent;
+
+    /// Every value as (field or none, kind and text), the whole of what rules can read.
+    fn seen(r: &EventRecord<'_>) -> Vec<(Option<FieldId>, String)> {
+        r.values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                (
+                    r.field_ids.get(i).copied(),
+                    format!("{:?} {:?}", v.kind, v.text()),
+                )
+            })
+            .collect()
+    }
+
+    fn trie() -> PathTrie {
+        let mut t = PathTrie::default();
+        for (path, field) in [
+            ("Image", 0),
+            ("Event.EventData.Image", 0),
+            ("winlog.event_data.Image", 0),
+            ("EventID", 1),
+            ("Event.System.EventID", 1),
+            ("winlog.event_id", 1),
+            ("Event.UserData.*", 2),
+            ("ThreatName", 3),
+            ("CommandLine", 4),
+            ("process.command_line", 4),
+            ("process.command_line", 5),
+        ] {
+            t.insert(path, field);
+        }
+        t
+    }
+
+    fn same_as_tree(text: &str, trie: &PathTrie) {
+        let tree: Value = serde_json::from_str(text).unwrap();
+        let flat = FlatEvent::parse(text, trie).expect("a JSON object");
+        assert_eq!(
+            seen(&EventRecord::from_flat(&flat)),
+            seen(&EventRecord::new(&tree, trie)),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn direct_decoding_gives_the_values_of_the_parsed_tree() {
+        let t = trie();
+        for text in [
+            r##"{"Image":"C:\\Windows\\cmd.exe","EventID":4688,"Other":[1,2.5,true,null]}"##,
+            r##"{"Event":{"System":{"EventID":{"#text":4688,"#attributes":{"Q":"x"}}},"EventData":{"Image":"a"}}}"##,
+            r##"{"Event":{"System":{"EventID":{"#attributes":{"Q":"x"}}}}}"##,
+            r##"{"Event":{"System":{"EventID":{"#text":[1]}}}}"##,
+            r##"{"Event":{"UserData":{"Any":{"x":"y"},"Other":"z"}}}"##,
+            r##"{"Threat Name":"EICAR","winlog.event_data.Image":"flat","winlog":{"event_id":"1"}}"##,
+            r##"{"process":{"command_line":"cmd \u0041 \"q\""},"CommandLine":["a","b"],"n":-3,"u":18446744073709551615}"##,
+            r##"{"Image":{"nested":{"deeper":"v"}},"e":{},"a":[],"s":"\u00e9\u4e2d"}"##,
+        ] {
+            same_as_tree(text, &t);
+        }
+    }
+
+    #[test]
+    fn direct_decoding_declines_what_a_tree_would_read_differently() {
+        let t = trie();
+        // A tree keeps a repeated key once; not JSON objects are the tree path's errors.
+        for text in [
+            r##"{"Image":"a","Image":"b"}"##,
+            r##"{"x":{"k":1,"k":2}}"##,
+            r##"[{"Image":"a"}]"##,
+            r##""text""##,
+            r##"{"Image":"a"} trailing"##,
+            r##"{"Image":"##,
+        ] {
+            assert!(FlatEvent::parse(text, &t).is_none(), "{text}");
+        }
+        // The same key in different objects is no repetition.
+        same_as_tree(r##"{"Image":"a","x":{"Image":"b"}}"##, &t);
+    }
+
+    #[test]
+    fn direct_decoding_matches_the_tree_on_every_corpus_record() {
+        let t = trie();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/corpus/events/otrf");
+        let files = crate::input::event_files(&root).expect("the OTRF corpus");
+        let mut records = 0;
+        for file in files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "jsonl"))
+        {
+            let text = std::fs::read_to_string(file).unwrap();
+            for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
+                if serde_json::from_str::<Value>(line).is_ok() {
+                    same_as_tree(line, &t);
+                    records += 1;
+                }
+            }
+        }
+        assert!(records > 40_000, "{records} records");
     }
 }

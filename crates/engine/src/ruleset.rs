@@ -8,7 +8,10 @@ use serde_json::Value;
 use foundry_sigma::{FieldId, FieldTable, Literal, Logsource};
 
 use crate::builder::SigmaEntry;
+use crate::decode::{record_text, DecodeError};
+use crate::flat::FlatEvent;
 use crate::hit::{EventOrigin, Hit, HitRule, HitRuleset, RuleKind};
+use crate::input::EventInput;
 use crate::mapping::Mapping;
 use crate::prefilter::{Prefilter, RuleBits};
 use crate::record::{EventRecord, PathTrie};
@@ -336,9 +339,43 @@ impl RuleSet {
         hint: Option<&Logsource>,
     ) -> Evaluation {
         let record = EventRecord::new(event, &self.trie);
+        self.evaluate_record(&record, Some(event), origin, hint)
+    }
+
+    /// Decodes a raw record and evaluates it, as [`decode_event`](crate::decode_event) then
+    /// [`RuleSet::evaluate`] would, with the same errors for records that are not usable.
+    /// Without YARA-X payload fields no JSON tree is built: the text is decoded straight into
+    /// the values rules read.
+    pub fn evaluate_bytes(
+        &self,
+        bytes: &[u8],
+        max_bytes: usize,
+        origin: &EventOrigin,
+        hint: Option<&Logsource>,
+    ) -> Result<Evaluation, DecodeError> {
+        if self.yara.is_none() {
+            let text = record_text(bytes, max_bytes)?;
+            if let Some(flat) = FlatEvent::parse(text, &self.trie) {
+                let record = EventRecord::from_flat(&flat);
+                return Ok(self.evaluate_record(&record, None, origin, hint));
+            }
+        }
+        // Payloads are read from the tree; and a record the direct decoder declines (not an
+        // object, bad JSON, a repeated key) gets the tree's outcome and errors.
+        let event = crate::decode_event(bytes, max_bytes)?;
+        Ok(self.evaluate(&event, origin, hint))
+    }
+
+    fn evaluate_record(
+        &self,
+        record: &EventRecord<'_>,
+        event: Option<&Value>,
+        origin: &EventOrigin,
+        hint: Option<&Logsource>,
+    ) -> Evaluation {
         let mut origin = origin.clone();
         if origin.time.is_none() {
-            origin.time = self.event_time(&record);
+            origin.time = self.event_time(record);
         }
         // The detection time, read from the clock once, when the event's first hit is made.
         let now = std::cell::OnceCell::new();
@@ -350,21 +387,21 @@ impl RuleSet {
         let mut out = Evaluation::default();
         let check = |i: u32, out: &mut Evaluation| {
             let entry = &self.rules[i as usize];
-            if let Some(matched) = entry.rule.evaluate(&record) {
+            if let Some(matched) = entry.rule.evaluate(record) {
                 out.hits
                     .push(self.sigma_hit(entry, &matched, &origin, now()));
             }
         };
         if self.indexing {
             let mut bits = RuleBits::new(self.rules.len());
-            match &*self.route(&record, hint) {
+            match &*self.route(record, hint) {
                 Route::Classes(classes) => {
                     for c in classes {
-                        self.classes[*c].prefilter.candidates(&record, &mut bits);
+                        self.classes[*c].prefilter.candidates(record, &mut bits);
                     }
                 }
                 Route::Merged(reachable) => {
-                    self.prefilter.candidates(&record, &mut bits);
+                    self.prefilter.candidates(record, &mut bits);
                     bits.intersect_with(reachable);
                 }
             }
@@ -376,10 +413,38 @@ impl RuleSet {
                 check(i, &mut out);
             }
         }
-        if let Some(y) = &self.yara {
+        if let (Some(y), Some(event)) = (&self.yara, event) {
             y.scan_event(event, &origin, &self.version, now(), &mut out);
         }
         out
+    }
+
+    /// Evaluates an event as read from an input file (see [`crate::input::read_inputs`]).
+    pub fn evaluate_input(
+        &self,
+        event: &EventInput,
+        origin: &EventOrigin,
+        hint: Option<&Logsource>,
+    ) -> Result<Evaluation, DecodeError> {
+        match event {
+            EventInput::Tree(tree) => Ok(self.evaluate(tree, origin, hint)),
+            EventInput::Text(bytes) => {
+                self.evaluate_bytes(bytes, crate::input::MAX_FILE_RECORD, origin, hint)
+            }
+        }
+    }
+
+    /// Evaluates a batch of input events across cores, keeping order.
+    pub fn evaluate_inputs(
+        &self,
+        events: &[(EventInput, EventOrigin)],
+        hint: Option<&Logsource>,
+    ) -> Vec<Result<Evaluation, DecodeError>> {
+        use rayon::prelude::*;
+        events
+            .par_iter()
+            .map(|(e, o)| self.evaluate_input(e, o, hint))
+            .collect()
     }
 
     /// Evaluates a batch across cores, keeping order.

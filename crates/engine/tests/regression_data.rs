@@ -118,7 +118,18 @@ fn run(set: &RuleSet) {
                 offset: record.offset,
                 ..Default::default()
             };
-            for hit in set.evaluate(&event, &origin, None).hits {
+            let hits = set.evaluate(&event, &origin, None).hits;
+            // The same event as a JSON Lines record, decoded straight into rule values, must
+            // hit the same rules.
+            let text = serde_json::to_vec(&event).unwrap();
+            let direct = set
+                .evaluate_bytes(&text, usize::MAX, &origin, None)
+                .unwrap_or_else(|e| panic!("{}: {e}", case.json.display()));
+            let ids = |hits: &[foundry_engine::Hit]| {
+                hits.iter().map(|h| h.rule.id.clone()).collect::<Vec<_>>()
+            };
+            assert_eq!(ids(&direct.hits), ids(&hits), "{}", case.json.display());
+            for hit in hits {
                 *by_rule.entry(hit.rule.id.clone()).or_default() += 1;
                 if hit.rule.id == case.rule_id {
                     count += 1;

@@ -83,7 +83,15 @@ impl<'a> EventValue<'a> {
             ValueKind::Str(s) if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) => Some(s),
             ValueKind::Str(s) => self
                 .lower
-                .get_or_init(|| Some(s.to_lowercase().into_boxed_str()))
+                .get_or_init(|| {
+                    // Most event text is ASCII, which lower-cases byte by byte.
+                    let lower = if s.is_ascii() {
+                        s.to_ascii_lowercase()
+                    } else {
+                        s.to_lowercase()
+                    };
+                    Some(lower.into_boxed_str())
+                })
                 .as_deref(),
             _ => self.text(),
         }

@@ -12,7 +12,7 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryS
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use foundry_engine::{decode_event, DecodeError, Evaluation, EventOrigin, Hit};
+use foundry_engine::{DecodeError, Evaluation, EventOrigin, Hit};
 use foundry_sigma::Logsource;
 use rayon::prelude::*;
 
@@ -409,8 +409,12 @@ fn evaluate_stage(
             .records
             .par_iter()
             .map(|r| {
-                let event = decode_event(&r.payload, settings.max_event_bytes)?;
-                Ok(set.evaluate(&event, &r.origin(), r.hint.as_deref()))
+                set.evaluate_bytes(
+                    &r.payload,
+                    settings.max_event_bytes,
+                    &r.origin(),
+                    r.hint.as_deref(),
+                )
             })
             .collect();
         metrics
