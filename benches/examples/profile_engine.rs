@@ -1,6 +1,7 @@
 //! Loops the engine over the corpus lines so a profiler (`perf record`) sees only the
 //! per-event path: decode, record, routing, prefilter, rule evaluation.
-//! Run: cargo run --release -p foundry-benches --example profile_engine -- [passes]
+//! Run: cargo run --release -p foundry-benches --example profile_engine -- [passes] [min max]
+//! (`min max`: only records of that many bytes, e.g. `512 1536` for about 1 KB.)
 
 use std::time::Instant;
 
@@ -15,11 +16,22 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(5);
-    let lines = corpus_lines(usize::MAX);
+    let size = |i: usize, default: usize| {
+        std::env::args()
+            .nth(i)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(default)
+    };
+    let (min, max) = (size(2, 0), size(3, usize::MAX));
+    let lines: Vec<Vec<u8>> = corpus_lines(usize::MAX)
+        .into_iter()
+        .filter(|l| (min..max).contains(&l.len()))
+        .collect();
     let bytes: usize = lines.iter().map(Vec::len).sum();
     let set = sigmahq_rules();
     let origin = EventOrigin::default();
     let start = Instant::now();
+    let cpu = foundry_benches::process_cpu();
     let mut hits = 0usize;
     for _ in 0..passes {
         for line in &lines {
@@ -29,12 +41,14 @@ fn main() {
         }
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu = (foundry_benches::process_cpu() - cpu).as_secs_f64();
     let events = (lines.len() * passes) as f64;
     eprintln!(
-        "{} events of {:.0} bytes, {passes} passes: {:.0} events/s, {} hits per pass",
+        "{} events of {:.0} bytes, {passes} passes: {:.0} events/s, {:.2} us CPU per event, {} hits per pass",
         lines.len(),
         bytes as f64 / lines.len() as f64,
         events / secs,
+        cpu * 1e6 / events,
         hits / passes
     );
 }

@@ -129,21 +129,26 @@ impl<'a> EventRecord<'a> {
         })
     }
 
-    /// Every value's lower-cased text joined by NUL, for the literal prefilter.
+    /// Every value's lower-cased text joined by NUL, for the keyword literals of the
+    /// prefilter. ASCII text is lower-cased as it is copied, without keeping a lower-cased
+    /// copy per value.
     pub fn haystack(&self, out: &mut String) {
         out.clear();
-        out.reserve(
-            self.values
-                .iter()
-                .filter_map(EventValue::lower)
-                .map(|t| t.len() + 1)
-                .sum(),
-        );
+        out.reserve(self.values.iter().filter_map(EventValue::text).map(|t| t.len() + 1).sum());
         for v in &self.values {
-            if let Some(t) = v.lower() {
-                out.push_str(t);
-                out.push('\0');
+            match v.text() {
+                Some(t) if t.is_ascii() => {
+                    // ASCII lower-cases to ASCII, so the buffer stays UTF-8.
+                    let start = out.len();
+                    out.push_str(t);
+                    out[start..].make_ascii_lowercase();
+                }
+                _ => match v.lower() {
+                    Some(t) => out.push_str(t),
+                    None => continue,
+                },
             }
+            out.push('\0');
         }
     }
 }
