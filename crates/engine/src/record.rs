@@ -134,7 +134,13 @@ impl<'a> EventRecord<'a> {
     /// copy per value.
     pub fn haystack(&self, out: &mut String) {
         out.clear();
-        out.reserve(self.values.iter().filter_map(EventValue::text).map(|t| t.len() + 1).sum());
+        out.reserve(
+            self.values
+                .iter()
+                .filter_map(EventValue::text)
+                .map(|t| t.len() + 1)
+                .sum(),
+        );
         for v in &self.values {
             match v.text() {
                 Some(t) if t.is_ascii() => {

@@ -56,11 +56,11 @@ pub struct RuleSet {
     /// The prefilter over every rule, for merged routes.
     prefilter: Prefilter,
     /// The fields classifiers read, each with every value some classifier accepts.
-    route_fields: Vec<(FieldId, std::collections::HashSet<String>)>,
+    route_fields: Vec<(FieldId, foldhash::HashSet<String>)>,
     /// Routes by an event's route key (see `route_key`).
-    classified_routes: RwLock<HashMap<String, Arc<Route>>>,
+    classified_routes: RwLock<foldhash::HashMap<String, Arc<Route>>>,
     /// Routes by the logsource an input declares.
-    route_cache: RwLock<HashMap<RouteKey, Arc<Route>>>,
+    route_cache: RwLock<foldhash::HashMap<RouteKey, Arc<Route>>>,
     indexing: bool,
     yara: Option<YaraPart>,
     time_fields: Vec<FieldId>,
@@ -153,7 +153,7 @@ impl RuleSet {
                     .collect::<Vec<_>>()
             },
         );
-        let mut route_fields: Vec<(FieldId, std::collections::HashSet<String>)> = Vec::new();
+        let mut route_fields: Vec<(FieldId, foldhash::HashSet<String>)> = Vec::new();
         for (f, want) in classifiers.iter().flat_map(|c| &c.conditions) {
             match route_fields.iter_mut().find(|(g, _)| g == f) {
                 Some((_, values)) => values.extend(want.iter().cloned()),
@@ -177,8 +177,8 @@ impl RuleSet {
             classes,
             prefilter,
             route_fields,
-            classified_routes: RwLock::new(HashMap::new()),
-            route_cache: RwLock::new(HashMap::new()),
+            classified_routes: RwLock::new(foldhash::HashMap::default()),
+            route_cache: RwLock::new(foldhash::HashMap::default()),
             indexing: true,
             yara,
             time_fields,
@@ -249,7 +249,7 @@ impl RuleSet {
     /// A cached route, made on first use.
     fn cached<K, Q>(
         &self,
-        cache: &RwLock<HashMap<K, Arc<Route>>>,
+        cache: &RwLock<foldhash::HashMap<K, Arc<Route>>>,
         key: &Q,
         make: impl FnOnce() -> Route,
     ) -> Arc<Route>

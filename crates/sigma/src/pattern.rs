@@ -140,7 +140,8 @@ enum Shape {
     Exact(String),
     Prefix(String),
     Suffix(String),
-    Contains(String),
+    /// A substring, with its searcher built once.
+    Contains(Box<memchr::memmem::Finder<'static>>),
     Prefix2(String, String),
     AnyValue,
     Glob(Vec<Token>),
@@ -177,7 +178,9 @@ impl StringMatcher {
             [Token::Star] => Shape::AnyValue,
             [Token::Lit(s), Token::Star] => Shape::Prefix(s.clone()),
             [Token::Star, Token::Lit(s)] => Shape::Suffix(s.clone()),
-            [Token::Star, Token::Lit(s), Token::Star] => Shape::Contains(s.clone()),
+            [Token::Star, Token::Lit(s), Token::Star] => {
+                Shape::Contains(Box::new(memchr::memmem::Finder::new(s).into_owned()))
+            }
             [Token::Lit(a), Token::Star, Token::Lit(b)] => Shape::Prefix2(a.clone(), b.clone()),
             _ => Shape::Glob(tokens),
         };
@@ -195,7 +198,7 @@ impl StringMatcher {
             Shape::Exact(s) => value == s,
             Shape::Prefix(s) => value.starts_with(s.as_str()),
             Shape::Suffix(s) => value.ends_with(s.as_str()),
-            Shape::Contains(s) => value.contains(s.as_str()),
+            Shape::Contains(finder) => finder.find(value.as_bytes()).is_some(),
             Shape::Prefix2(a, b) => {
                 value.len() >= a.len() + b.len()
                     && value.starts_with(a.as_str())
