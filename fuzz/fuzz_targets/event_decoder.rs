@@ -1,6 +1,7 @@
 //! Any bytes, read as an event record: decoding must return, never panic, and every object
 //! that decodes is evaluated against a fixed rule set whose rules use most modifiers, so the
-//! event walker and the matchers see hostile values too.
+//! event walker and the matchers see hostile values too. The direct decoder (JSON text
+//! straight into rule values) is checked against the JSON tree on every input.
 
 #![no_main]
 
@@ -85,11 +86,24 @@ fn rules() -> &'static RuleSet {
     })
 }
 
+fn rule_ids(hits: &[foundry_engine::Hit]) -> Vec<&str> {
+    hits.iter().map(|h| h.rule.id.as_str()).collect()
+}
+
 fuzz_target!(|data: &[u8]| {
     let set = rules();
     let origin = EventOrigin::default();
-    if let Ok(event) = foundry_engine::decode_event(data, 1 << 20) {
-        let _ = set.evaluate(&event, &origin, None);
+    // Two decoders: the JSON tree, and the direct one the worker and `scan` use for JSON
+    // Lines. They must agree on every record: the same error, or the same hits.
+    let tree = foundry_engine::decode_event(data, 1 << 20);
+    let direct = set.evaluate_bytes(data, 1 << 20, &origin, None);
+    match (&tree, &direct) {
+        (Ok(event), Ok(evaluation)) => {
+            let from_tree = set.evaluate(event, &origin, None);
+            assert_eq!(rule_ids(&from_tree.hits), rule_ids(&evaluation.hits));
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        _ => panic!("decoders disagree: tree {tree:?}, direct {direct:?}"),
     }
     for record in foundry_engine::input::json_documents(data) {
         if let Ok(event) = record.event {
