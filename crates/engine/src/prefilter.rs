@@ -96,7 +96,7 @@ impl Group {
     /// the match where another literal could start (see `skip_within`), so every position
     /// where a literal starts is visited and nothing present goes unmarked. This beats an
     /// overlapping search, which cannot skip ahead with the automaton's prefilter.
-    fn mark(&self, haystack: &str, out: &mut RuleBits, found: &mut Vec<u32>) {
+    fn mark(&self, haystack: &[u8], out: &mut RuleBits, found: &mut Vec<u32>) {
         found.clear();
         let mut at = 0;
         while at < haystack.len() {
@@ -287,7 +287,7 @@ impl Prefilter {
         out.union_with(&self.always);
         let mut found = Vec::new();
         if let Some(group) = &self.anywhere {
-            let mut haystack = String::new();
+            let mut haystack = Vec::new();
             record.haystack(&mut haystack);
             group.mark(&haystack, out, &mut found);
         }
@@ -296,7 +296,7 @@ impl Prefilter {
                 continue;
             };
             for text in values.iter().filter_map(EventValue::lower) {
-                group.mark(text, out, &mut found);
+                group.mark(text.as_bytes(), out, &mut found);
             }
         }
     }

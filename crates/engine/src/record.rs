@@ -132,7 +132,7 @@ impl<'a> EventRecord<'a> {
     /// Every value's lower-cased text joined by NUL, for the keyword literals of the
     /// prefilter. ASCII text is lower-cased as it is copied, without keeping a lower-cased
     /// copy per value.
-    pub fn haystack(&self, out: &mut String) {
+    pub fn haystack(&self, out: &mut Vec<u8>) {
         out.clear();
         out.reserve(
             self.values
@@ -144,17 +144,14 @@ impl<'a> EventRecord<'a> {
         for v in &self.values {
             match v.text() {
                 Some(t) if t.is_ascii() => {
-                    // ASCII lower-cases to ASCII, so the buffer stays UTF-8.
-                    let start = out.len();
-                    out.push_str(t);
-                    out[start..].make_ascii_lowercase();
+                    out.extend(t.as_bytes().iter().map(u8::to_ascii_lowercase));
                 }
                 _ => match v.lower() {
-                    Some(t) => out.push_str(t),
+                    Some(t) => out.extend_from_slice(t.as_bytes()),
                     None => continue,
                 },
             }
-            out.push('\0');
+            out.push(0);
         }
     }
 }
