@@ -140,19 +140,16 @@ impl RuleSet {
             });
             members[class].1.push(i as u32);
         }
-        let (prefilter, classes) = rayon::join(
-            || Prefilter::new(&sets, 0..rules.len() as u32),
-            || {
-                use rayon::prelude::*;
-                members
-                    .into_par_iter()
-                    .map(|(logsource, ids)| LogsourceClass {
-                        logsource,
-                        prefilter: Prefilter::new(&sets, ids),
-                    })
-                    .collect::<Vec<_>>()
-            },
-        );
+        // Built on the calling thread: a worker reloads on a low-priority thread of its own,
+        // and work handed to the rayon pool would run at the evaluate stage's priority.
+        let prefilter = Prefilter::new(&sets, 0..rules.len() as u32);
+        let classes: Vec<LogsourceClass> = members
+            .into_iter()
+            .map(|(logsource, ids)| LogsourceClass {
+                logsource,
+                prefilter: Prefilter::new(&sets, ids),
+            })
+            .collect();
         let mut route_fields: Vec<(FieldId, foldhash::HashSet<String>)> = Vec::new();
         for (f, want) in classifiers.iter().flat_map(|c| &c.conditions) {
             match route_fields.iter_mut().find(|(g, _)| g == f) {

@@ -85,7 +85,7 @@ pub enum ReloadOutcome {
     },
 }
 
-/// Compiles on a thread of its own at the lowest CPU priority (nice 19 on Linux), so that on
+/// Compiles on a thread of its own at the lowest CPU priority (SCHED_IDLE on Linux), so that on
 /// a busy machine the scheduler gives the cores to the pipeline's batches first and a reload
 /// only uses what they leave: the stream's latency, not the reload's, is what must not move.
 fn compile_in_background(
@@ -139,8 +139,18 @@ fn retire(replaced: Arc<foundry_engine::RuleSet>) {
 
 #[cfg(target_os = "linux")]
 fn lower_priority() {
-    // SAFETY: gettid has no preconditions; setpriority on our own thread id only changes this
-    // thread's nice value, and a failure (reported by the return value) leaves it as it was.
+    // SCHED_IDLE: the thread runs only when no normal thread wants the core, which keeps it
+    // out of the batches' way better than any nice value; nice 19 where that is refused.
+    // SAFETY: sched_setscheduler with pid 0 and a valid param only changes this thread's
+    // policy; gettid has no preconditions; setpriority on our own thread id only changes its
+    // nice value. A failure (reported by the return value) leaves the thread as it was.
+    let idle = unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, libc::SCHED_IDLE, &param)
+    };
+    if idle == 0 {
+        return;
+    }
     let result = unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, 19)
