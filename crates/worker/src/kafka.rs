@@ -200,7 +200,11 @@ pub fn connect(
             "statistics.interval.ms",
             config.statistics_interval_ms.to_string(),
         )
-        .set("isolation.level", "read_committed");
+        .set("isolation.level", "read_committed")
+        // librdkafka stops fetching a partition whose local queue is full for a whole second
+        // by default; the pipeline drains the queue in batches of milliseconds, so a second
+        // without input would idle every stage.
+        .set("fetch.queue.backoff.ms", "10");
     for (k, v) in config.properties.iter().chain(&config.consumer_properties) {
         cc.set(k, v);
     }
