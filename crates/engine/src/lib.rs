@@ -6,10 +6,12 @@
 //! returns an [`Evaluation`]: [`Hit`]s, plus payloads that could not be scanned.
 //!
 //! Inside, each event is walked once into an [`record::EventRecord`] along a trie of the
-//! field paths rules use; routing by logsource picks the rules that may see it; the shared
-//! literal [`prefilter`] drops rules none of whose required literals occur; the rest are
-//! evaluated. [`decode`] classifies undecodable records for dead-lettering, and [`input`]
-//! reads JSON Lines, JSON and EVTX files as records.
+//! field paths rules use: from a parsed JSON tree, or, for raw records
+//! ([`RuleSet::evaluate_bytes`]), straight from the text by [`flat`]. Routing by logsource
+//! picks the rule logsources the event may reach; each has a literal [`prefilter`] that
+//! drops its rules none of whose required literals occur in the fields that must hold them;
+//! the rest are evaluated. [`decode`] classifies undecodable records for dead-lettering,
+//! and [`input`] reads JSON Lines, JSON and EVTX files as records.
 
 #![warn(missing_docs)]
 
