@@ -444,19 +444,6 @@ impl RuleSet {
             .collect()
     }
 
-    /// Evaluates a batch across cores, keeping order.
-    pub fn evaluate_batch(
-        &self,
-        events: &[(Value, EventOrigin)],
-        hint: Option<&Logsource>,
-    ) -> Vec<Evaluation> {
-        use rayon::prelude::*;
-        events
-            .par_iter()
-            .map(|(e, o)| self.evaluate(e, o, hint))
-            .collect()
-    }
-
     fn event_time(&self, record: &EventRecord<'_>) -> Option<String> {
         use foundry_sigma::EventView as _;
         self.time_fields.iter().find_map(|f| {
