@@ -60,8 +60,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
         collect(p, &mut files).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
     }
     let options = CompileOptions::default();
-    let (mut compiled, mut documents, mut correlations, mut unsupported) =
-        (0usize, 0usize, 0usize, 0usize);
+    let (mut compiled, mut documents, mut correlations, mut aggregations, mut unsupported) =
+        (0usize, 0usize, 0usize, 0usize, 0usize);
     let mut failed = Vec::new();
     for file in &files {
         let path = file.display().to_string();
@@ -86,8 +86,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
                                 .count();
                             correlations += n;
                             match foundry_sigma::check_text(&text, &options) {
-                                Ok(count) => {
-                                    documents += count;
+                                Ok(checked) => {
+                                    documents += checked.documents;
+                                    for a in &checked.aggregations {
+                                        aggregations += 1;
+                                        eprintln!("{path}: note: sigma v1 aggregation in '{a}' parsed; not evaluated yet");
+                                    }
                                     for d in &docs {
                                         if let foundry_sigma::Document::Correlation(c) = d {
                                             eprintln!("{path}: note: correlation '{}' ({}) parsed; not evaluated yet", c.meta.title, c.kind);
@@ -131,12 +135,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
                 "failed": failed,
                 "documents": documents,
                 "correlations_not_evaluated": correlations,
+                "aggregations_not_evaluated": aggregations,
                 "failed_unsupported": unsupported,
             })
         );
     } else {
         println!(
-            "{compiled} of {total} rule files compiled ({} failed, {unsupported} of them for unsupported features; {correlations} correlations parsed, not evaluated yet)",
+            "{compiled} of {total} rule files compiled ({} failed, {unsupported} of them for unsupported features; {correlations} correlations and {aggregations} v1 aggregations parsed, not evaluated yet)",
             total - compiled
         );
     }

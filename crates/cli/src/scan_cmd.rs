@@ -102,7 +102,11 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     for w in &report.warnings {
         eprintln!("{w}");
     }
-    for c in &report.correlations_not_evaluated {
+    for c in report
+        .correlations_not_evaluated
+        .iter()
+        .chain(&report.aggregations_not_evaluated)
+    {
         eprintln!("{c}");
     }
     let compiled_at = started.elapsed();

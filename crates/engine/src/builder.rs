@@ -77,6 +77,9 @@ pub struct LoadReport {
     pub yara_rules: usize,
     /// Correlation rules read but not evaluated yet.
     pub correlations_not_evaluated: Vec<String>,
+    /// Rules with a Sigma v1 aggregation (`| count() by x > 5`), compiled but not
+    /// evaluated yet.
+    pub aggregations_not_evaluated: Vec<String>,
     /// Rules left out because their `valid_until` has passed.
     pub expired: Vec<String>,
     /// Files that failed.
@@ -322,6 +325,16 @@ impl RuleSetBuilder {
             for (i, doc) in docs.iter().enumerate() {
                 match doc {
                     Document::Rule(r) => match compile_rule(r, &mut fields, &options) {
+                        Ok(rule) if rule.aggregation().is_some() => {
+                            // Counting across events is correlation work; firing the
+                            // selection alone on every event would be a flood of false hits.
+                            report.aggregations_not_evaluated.push(format!(
+                                "{}: {} ('| {}'): sigma v1 aggregation, not evaluated yet",
+                                source.path,
+                                rule.meta.title,
+                                rule.aggregation().map_or("", |a| a.text.as_str())
+                            ));
+                        }
                         Ok(rule) => {
                             if let Some(until) = valid_until(&rule, &source.meta) {
                                 if until <= now {

@@ -526,6 +526,44 @@ fn correlations_parse_but_are_not_evaluated() {
 }
 
 #[test]
+fn v1_aggregation_rules_compile_but_never_fire_per_event() {
+    // `selection | count() by host > 2` says nothing about one event: the selection alone
+    // matching must not raise a hit; the rule is reported as not evaluated.
+    let counted = "title: brute force\nlogsource: {product: linux}\ndetection:\n  selection:\n    \
+                   outcome: failure\n  timeframe: 10m\n  condition: selection | count() by host > 2\n";
+    let plain = "title: plain\nlogsource: {product: linux}\ndetection:\n  selection:\n    \
+                 outcome: success\n  condition: selection\n";
+    let mut b = RuleSetBuilder::new().strict(true);
+    for (i, t) in [counted, plain].iter().enumerate() {
+        b.add_source(RuleSource {
+            path: format!("{i}.yml"),
+            text: t.to_string(),
+            kind: SourceKind::Sigma,
+            meta: SourceMeta::default(),
+        });
+    }
+    let (set, report) = b.build().expect("both compile");
+    assert_eq!(report.sigma_rules, 1, "only the plain rule evaluates");
+    assert_eq!(report.aggregations_not_evaluated.len(), 1);
+    assert!(report.aggregations_not_evaluated[0].contains("count() by host > 2"));
+    let events: Vec<Value> = [
+        r#"{"outcome":"failure","host":"a"}"#,
+        r#"{"outcome":"failure","host":"a"}"#,
+        r#"{"outcome":"failure","host":"a"}"#,
+        r#"{"outcome":"success","host":"a"}"#,
+    ]
+    .iter()
+    .map(|e| serde_json::from_str(e).unwrap())
+    .collect();
+    assert_eq!(common::hits(&set, &events), [false, false, false, true]);
+    // A broken aggregation is still a compile error, with the condition's line.
+    let broken = counted.replace("count() by host > 2", "count() by host");
+    let e = foundry_sigma::check_text(&broken, &Default::default()).unwrap_err();
+    assert_eq!(e.code, foundry_sigma::ErrorCode::ConditionSyntax);
+    assert_eq!(e.position.line, 7);
+}
+
+#[test]
 fn routing_sends_events_only_to_rules_of_their_logsource() {
     let sysmon = "title: a\nlogsource: {product: windows, category: process_creation}\ndetection:\n  s:\n    Image|endswith: '\\x.exe'\n  condition: s\n";
     let security = "title: b\nlogsource: {product: windows, service: security}\ndetection:\n  s:\n    Image|endswith: '\\x.exe'\n  condition: s\n";

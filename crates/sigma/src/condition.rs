@@ -3,6 +3,11 @@
 //!
 //! Precedence, loosest first, as the specification gives it: `or`, `and`, `not`, `x of`,
 //! parentheses. The parser is a plain recursive descent with one function per level.
+//!
+//! Sigma v1 aggregations (`selection | count(field) by group > 10`, `a | near b`) are
+//! parsed by [`parse_aggregated`] into an [`Aggregation`] beside the condition; the engine
+//! reports such rules as not evaluated yet (they need state across events, as correlation
+//! rules do) and never fires them per event.
 
 use crate::error::{ErrorCode, Position, SigmaError};
 
@@ -19,6 +24,239 @@ pub enum Condition {
     Or(Vec<Condition>),
     /// At least `n` of the searches hold (`all of` sets `n` to their number).
     AtLeast(usize, Vec<usize>),
+}
+
+/// A Sigma v1 aggregation: what follows the `|` of a condition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregation {
+    /// What it computes.
+    pub kind: AggregationKind,
+    /// The aggregation as written, after the `|`, trimmed.
+    pub text: String,
+}
+
+/// The two forms of a v1 aggregation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AggregationKind {
+    /// `count(field) by group > n` and its kin, over the events the condition matches
+    /// within the detection's `timeframe`.
+    Function {
+        /// The function.
+        function: AggregateFunction,
+        /// The field it reads (`count()` reads none: it counts events).
+        field: Option<String>,
+        /// The field whose values split the events into groups.
+        group_by: Option<String>,
+        /// How the result is compared with `threshold`.
+        op: Comparison,
+        /// The number it is compared with.
+        threshold: f64,
+    },
+    /// `near x and not y`: within the timeframe, events matching this condition occur too.
+    Near(Condition),
+}
+
+/// The functions of a v1 aggregation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregateFunction {
+    /// Number of events, or of distinct values of the field.
+    Count,
+    /// Smallest value of the field.
+    Min,
+    /// Largest value of the field.
+    Max,
+    /// Mean of the field.
+    Avg,
+    /// Sum of the field.
+    Sum,
+}
+
+/// A comparison operator of a v1 aggregation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    /// `<`
+    Lt,
+    /// `<=`
+    Lte,
+    /// `>`
+    Gt,
+    /// `>=`
+    Gte,
+    /// `=` or `==`
+    Eq,
+}
+
+/// Parses a condition that may end in a v1 aggregation (`… | count() by x > 5`).
+pub fn parse_aggregated(
+    text: &str,
+    names: &[String],
+    at: Position,
+) -> Result<(Condition, Option<Aggregation>), SigmaError> {
+    let Some(bar) = text.find('|') else {
+        return Ok((parse(text, names, at)?, None));
+    };
+    let (left, right) = (&text[..bar], &text[bar + 1..]);
+    let condition = parse(left, names, at)?;
+    let offset = text[..=bar].chars().count();
+    if let Some(second) = right.find('|') {
+        return Err(SigmaError::new(
+            ErrorCode::ConditionSyntax,
+            Position {
+                line: at.line,
+                column: at.column + offset + right[..second].chars().count(),
+            },
+            "a second '|' in one condition",
+        )
+        .expected("at most one aggregation, after the condition"));
+    }
+    let at_right = Position {
+        line: at.line,
+        column: at.column + offset,
+    };
+    Ok((condition, Some(parse_aggregation(right, names, at_right)?)))
+}
+
+/// Parses what follows the `|`; `at` is the position of its first character.
+fn parse_aggregation(
+    text: &str,
+    names: &[String],
+    at: Position,
+) -> Result<Aggregation, SigmaError> {
+    let chars: Vec<char> = text.chars().collect();
+    let err = |i: usize, msg: String, expected: &str| {
+        SigmaError::new(
+            ErrorCode::ConditionSyntax,
+            Position {
+                line: at.line,
+                column: at.column + i,
+            },
+            msg,
+        )
+        .expected(expected.to_string())
+    };
+    let skip_ws = |mut i: usize| {
+        while i < chars.len() && chars[i].is_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    let word = |i: usize| {
+        let mut j = i;
+        while j < chars.len() && (chars[j].is_alphanumeric() || matches!(chars[j], '_' | '.' | '-'))
+        {
+            j += 1;
+        }
+        (chars[i..j].iter().collect::<String>(), j)
+    };
+    const FORMS: &str = "an aggregation such as 'count() by field > 5' or 'near other_search'";
+    let start = skip_ws(0);
+    let (name, mut i) = word(start);
+    let function = match name.to_ascii_lowercase().as_str() {
+        "near" => {
+            let rest: String = chars[i..].iter().collect();
+            let inner = parse(
+                &rest,
+                names,
+                Position {
+                    line: at.line,
+                    column: at.column + i,
+                },
+            )?;
+            return Ok(Aggregation {
+                kind: AggregationKind::Near(inner),
+                text: text.trim().to_string(),
+            });
+        }
+        "count" => AggregateFunction::Count,
+        "min" => AggregateFunction::Min,
+        "max" => AggregateFunction::Max,
+        "avg" => AggregateFunction::Avg,
+        "sum" => AggregateFunction::Sum,
+        "" => return Err(err(start, "nothing follows '|'".into(), FORMS)),
+        other => {
+            return Err(err(
+                start,
+                format!("'{other}' is not an aggregation function"),
+                "count, min, max, avg, sum or near",
+            ))
+        }
+    };
+    i = skip_ws(i);
+    if chars.get(i) != Some(&'(') {
+        return Err(err(i, format!("'{name}' must be followed by '('"), "'('"));
+    }
+    i = skip_ws(i + 1);
+    let (field, j) = word(i);
+    i = skip_ws(j);
+    if chars.get(i) != Some(&')') {
+        return Err(err(i, "unclosed parenthesis".into(), "')'"));
+    }
+    let field = (!field.is_empty()).then_some(field);
+    if field.is_none() && function != AggregateFunction::Count {
+        return Err(err(
+            i,
+            format!("'{name}()' needs a field"),
+            "a field name between the parentheses",
+        ));
+    }
+    i = skip_ws(i + 1);
+    let mut group_by = None;
+    let (by, j) = word(i);
+    if by.eq_ignore_ascii_case("by") {
+        let k = skip_ws(j);
+        let (group, j) = word(k);
+        if group.is_empty() {
+            return Err(err(
+                k,
+                "'by' needs a field".into(),
+                "a field name after 'by'",
+            ));
+        }
+        group_by = Some(group);
+        i = skip_ws(j);
+    }
+    let rest: String = chars[i..].iter().collect();
+    let (op, len) = [
+        ("<=", Comparison::Lte),
+        (">=", Comparison::Gte),
+        ("==", Comparison::Eq),
+        ("<", Comparison::Lt),
+        (">", Comparison::Gt),
+        ("=", Comparison::Eq),
+    ]
+    .into_iter()
+    .find(|(s, _)| rest.starts_with(s))
+    .map(|(s, op)| (op, s.len()))
+    .ok_or_else(|| {
+        err(
+            i,
+            "the aggregation has no comparison".into(),
+            "'<', '<=', '>', '>=' or '=' and a number",
+        )
+    })?;
+    i = skip_ws(i + len);
+    let number: String = chars[i..].iter().collect::<String>().trim_end().to_string();
+    let threshold = number
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite())
+        .ok_or_else(|| {
+            err(
+                i,
+                format!("'{number}' is not a number"),
+                "a number after the comparison",
+            )
+        })?;
+    Ok(Aggregation {
+        kind: AggregationKind::Function {
+            function,
+            field,
+            group_by,
+            op,
+            threshold,
+        },
+        text: text.trim().to_string(),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -106,14 +344,14 @@ fn tokenize(text: &str, at: Position) -> Result<Vec<(Tok, usize)>, SigmaError> {
             ')' => toks.push((Tok::RParen, i)),
             '|' => {
                 return Err(SigmaError::new(
-                    ErrorCode::Unsupported,
+                    ErrorCode::ConditionSyntax,
                     Position {
                         line: at.line,
                         column: at.column + i,
                     },
-                    "sigma v1 aggregations ('| count() by …') are not supported; \
-                     write a correlation rule instead",
-                ))
+                    "unexpected '|' in condition",
+                )
+                .expected("an aggregation only after a rule's whole condition"))
             }
             _ if c.is_alphanumeric() || c == '_' || c == '*' || c == '-' || c == '.' => {
                 let start = i;
@@ -408,14 +646,91 @@ mod tests {
             ErrorCode::ConditionSyntax
         );
         assert_eq!(
-            parse("sel | count() > 5", &n, Position::default())
-                .unwrap_err()
-                .code,
-            ErrorCode::Unsupported
-        );
-        assert_eq!(
             parse("1 of x*", &n, Position::default()).unwrap_err().code,
             ErrorCode::UnknownIdentifier
         );
+    }
+
+    fn function(text: &str) -> AggregationKind {
+        let n = names(&["selection", "filter"]);
+        parse_aggregated(text, &n, Position::default())
+            .unwrap()
+            .1
+            .unwrap()
+            .kind
+    }
+
+    #[test]
+    fn v1_aggregations_parse_into_their_parts() {
+        assert_eq!(
+            function("selection and not filter | count(TargetUserName) by IpAddress > 10"),
+            AggregationKind::Function {
+                function: AggregateFunction::Count,
+                field: Some("TargetUserName".into()),
+                group_by: Some("IpAddress".into()),
+                op: Comparison::Gt,
+                threshold: 10.0,
+            }
+        );
+        assert_eq!(
+            function("selection | count() > 5"),
+            AggregationKind::Function {
+                function: AggregateFunction::Count,
+                field: None,
+                group_by: None,
+                op: Comparison::Gt,
+                threshold: 5.0,
+            }
+        );
+        assert_eq!(
+            function("selection | sum(message_size) by src_ip >= 300000"),
+            AggregationKind::Function {
+                function: AggregateFunction::Sum,
+                field: Some("message_size".into()),
+                group_by: Some("src_ip".into()),
+                op: Comparison::Gte,
+                threshold: 300000.0,
+            }
+        );
+        assert_eq!(
+            function("selection |near filter"),
+            AggregationKind::Near(Condition::Search(1))
+        );
+        let n = names(&["selection", "filter"]);
+        let (cond, agg) =
+            parse_aggregated("selection and not filter", &n, Position::default()).unwrap();
+        assert!(agg.is_none());
+        assert_eq!(
+            cond,
+            Condition::And(vec![
+                Condition::Search(0),
+                Condition::Not(Box::new(Condition::Search(1)))
+            ])
+        );
+    }
+
+    #[test]
+    fn malformed_aggregations_are_refused_where_they_go_wrong() {
+        let n = names(&["sel"]);
+        let at = Position {
+            line: 3,
+            column: 16,
+        };
+        // (text, character index within the text where the error points)
+        for (text, col) in [
+            ("sel | count() by x", 18),
+            ("sel | count() by x > many", 21),
+            ("sel | sum() > 5", 10),
+            ("sel | median(x) > 5", 6),
+            ("sel | count(x > 5", 14),
+            ("sel |", 5),
+            ("sel | count() > 5 | count() > 6", 18),
+            ("sel | near other", 11),
+            ("sel | count by x > 5", 12),
+        ] {
+            let e = parse_aggregated(text, &n, at).unwrap_err();
+            assert_eq!(e.position.line, 3, "{text}");
+            assert_eq!(e.position.column, 16 + col, "{text}: {e:?}");
+        }
     }
 }

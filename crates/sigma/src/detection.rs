@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::condition::{self, Condition};
+use crate::condition::{self, Aggregation, Condition};
 use crate::error::{ErrorCode, Position, SigmaError};
 use crate::event::EventView;
 use crate::matcher::{FieldId, ValueMatcher};
@@ -122,6 +122,11 @@ pub struct Detection {
     pub searches: Vec<Search>,
     /// The condition.
     pub condition: Condition,
+    /// A Sigma v1 aggregation after the condition (`| count() by x > 5`), if any; a rule
+    /// with one is not evaluated per event.
+    pub aggregation: Option<Aggregation>,
+    /// The v1 `timeframe` the aggregation spans, as written.
+    pub timeframe: Option<String>,
 }
 
 impl Detection {
@@ -225,6 +230,7 @@ pub fn compile(
     };
     let mut searches = Vec::new();
     let mut condition_nodes: Vec<&Node> = Vec::new();
+    let mut timeframe = None;
     for (key, value) in entries {
         let Some(name) = key.scalar_text() else {
             return Err(SigmaError::new(
@@ -238,7 +244,7 @@ pub fn compile(
                 NodeValue::Seq(items) => condition_nodes.extend(items.iter()),
                 _ => condition_nodes.push(value),
             },
-            "timeframe" => {}
+            "timeframe" => timeframe = value.scalar_text(),
             _ => searches.push(compile_search(&name, value, fields, options, warnings)?),
         }
     }
@@ -252,6 +258,7 @@ pub fn compile(
         .expected("condition: <expression over search identifiers>"));
     }
     let mut conditions = Vec::new();
+    let mut aggregation = None;
     for c in condition_nodes {
         let Some(text) = c.as_str() else {
             return Err(SigmaError::new(
@@ -260,7 +267,9 @@ pub fn compile(
                 "'condition' must be a string",
             ));
         };
-        conditions.push(condition::parse(text, &names, c.position)?);
+        let (parsed, agg) = condition::parse_aggregated(text, &names, c.position)?;
+        conditions.push(parsed);
+        aggregation = aggregation.or(agg);
     }
     let condition = if conditions.len() == 1 {
         conditions.remove(0)
@@ -270,6 +279,8 @@ pub fn compile(
     Ok(Detection {
         searches,
         condition,
+        aggregation,
+        timeframe,
     })
 }
 

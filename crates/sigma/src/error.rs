@@ -25,7 +25,8 @@ pub enum ErrorCode {
     InvalidCidr,
     /// A value cannot be used with its modifiers (e.g. a wildcard under base64).
     InvalidValue,
-    /// A deprecated construct the engine deliberately does not evaluate (v1 aggregations, near).
+    /// A deprecated construct the engine deliberately does not evaluate (`near` outside an
+    /// aggregation).
     Unsupported,
     /// A correlation rule is malformed.
     InvalidCorrelation,

@@ -28,6 +28,7 @@ pub mod yaml;
 
 use std::collections::HashMap;
 
+pub use condition::{AggregateFunction, Aggregation, AggregationKind, Comparison};
 pub use detection::{CompileOptions, Detection, Literal};
 pub use error::{ErrorCode, Position, SigmaError};
 pub use event::{EventValue, EventView, ValueKind};
@@ -204,6 +205,12 @@ impl CompiledRule {
         self.detection.required()
     }
 
+    /// The rule's Sigma v1 aggregation (`| count() by x > 5`, `| near y`), if it has one.
+    /// Such a rule needs state across events; the engine does not evaluate it yet.
+    pub fn aggregation(&self) -> Option<&Aggregation> {
+        self.detection.aggregation.as_ref()
+    }
+
     /// The stable identifier: `id`, else `name`, else the title.
     pub fn identifier(&self) -> &str {
         self.meta
@@ -256,7 +263,16 @@ pub fn compile_filter(
     options: &CompileOptions,
 ) -> Result<Detection, SigmaError> {
     let mut warnings = Vec::new();
-    detection::compile(&doc.detection, fields, options, &mut warnings)
+    let detection = detection::compile(&doc.detection, fields, options, &mut warnings)?;
+    if let Some(agg) = &detection.aggregation {
+        return Err(SigmaError::new(
+            ErrorCode::ConditionSyntax,
+            doc.detection.position,
+            format!("a filter cannot aggregate ('| {}')", agg.text),
+        )
+        .expected("a condition without '|'"));
+    }
+    Ok(detection)
 }
 
 /// Whether a filter applies to a rule: it names the rule (by id or name) or targets any,
@@ -279,14 +295,33 @@ pub fn filter_applies(filter: &FilterDocument, rule: &CompiledRule) -> bool {
         && fits(&filter.logsource.service, &rule.logsource.service)
 }
 
-/// Parses and compiles every document of a text, for validation: `Ok(number of documents)`.
-pub fn check_text(text: &str, options: &CompileOptions) -> Result<usize, SigmaError> {
+/// What [`check_text`] found in a text that compiled.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Checked {
+    /// Documents in the text.
+    pub documents: usize,
+    /// Titles and aggregations (`title: count() by x > 5`) of rules with a Sigma v1
+    /// aggregation: they compile but are not evaluated yet.
+    pub aggregations: Vec<String>,
+}
+
+/// Parses and compiles every document of a text, for validation.
+pub fn check_text(text: &str, options: &CompileOptions) -> Result<Checked, SigmaError> {
     let docs = parse_documents(text)?;
     let mut fields = FieldTable::default();
+    let mut checked = Checked {
+        documents: docs.len(),
+        aggregations: Vec::new(),
+    };
     for doc in &docs {
         match doc {
             Document::Rule(r) => {
-                compile_rule(r, &mut fields, options)?;
+                let rule = compile_rule(r, &mut fields, options)?;
+                if let Some(agg) = rule.aggregation() {
+                    checked
+                        .aggregations
+                        .push(format!("{}: {}", rule.meta.title, agg.text));
+                }
             }
             Document::Filter(f) => {
                 compile_filter(f, &mut fields, options)?;
@@ -294,5 +329,5 @@ pub fn check_text(text: &str, options: &CompileOptions) -> Result<usize, SigmaEr
             Document::Correlation(_) => {}
         }
     }
-    Ok(docs.len())
+    Ok(checked)
 }

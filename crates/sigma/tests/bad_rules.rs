@@ -4,7 +4,7 @@
 use foundry_sigma::{check_text, parse_documents, CompileOptions, ErrorCode, SigmaError};
 
 fn check(text: &str) -> Result<usize, SigmaError> {
-    check_text(text, &CompileOptions::default())
+    check_text(text, &CompileOptions::default()).map(|c| c.documents)
 }
 
 fn rule_with_condition(condition: &str) -> String {
