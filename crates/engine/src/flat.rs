@@ -26,6 +26,9 @@ pub(crate) enum FlatKind {
     Null,
     Bool(bool),
     Number(f64),
+    /// An integer that converts to `f64` exactly, with its text at a byte range of
+    /// [`FlatEvent::text`] (written as the tree path formats it).
+    Integer(f64, u32, u32),
     /// A byte range of [`FlatEvent::text`].
     Str(u32, u32),
     /// An object that a rule field names (its `#text` value, if any, replaces it).
@@ -42,7 +45,12 @@ pub(crate) struct FlatLeaf<'t> {
 #[derive(Debug, Default)]
 pub struct FlatEvent<'t> {
     pub(crate) text: String,
+    /// `text` with ASCII letters lower-cased (the same length, so a string's range holds its
+    /// lower-cased text too, when the string is ASCII).
+    pub(crate) lower: String,
     pub(crate) leaves: Vec<FlatLeaf<'t>>,
+    /// Key hashes of the objects being read, innermost last (repeated-key check).
+    keys: Vec<u64>,
 }
 
 impl<'t> FlatEvent<'t> {
@@ -54,7 +62,9 @@ impl<'t> FlatEvent<'t> {
         }
         let mut out = FlatEvent {
             text: String::with_capacity(text.len()),
+            lower: String::new(),
             leaves: Vec::with_capacity(64),
+            keys: Vec::with_capacity(64),
         };
         let mut de = serde_json::Deserializer::from_str(text);
         Walker {
@@ -64,12 +74,18 @@ impl<'t> FlatEvent<'t> {
         .deserialize(&mut de)
         .ok()?;
         de.end().ok()?;
+        out.lower = out.text.to_ascii_lowercase();
         Some(out)
     }
 
     /// The text of a string leaf.
     pub(crate) fn str(&self, start: u32, end: u32) -> &str {
         &self.text[start as usize..end as usize]
+    }
+
+    /// The same range of the lower-cased copy.
+    pub(crate) fn lower(&self, start: u32, end: u32) -> &str {
+        &self.lower[start as usize..end as usize]
     }
 }
 
@@ -84,6 +100,30 @@ impl Walker<'_, '_> {
         let fields = self.node.map_or(&[][..], PathTrie::fields);
         self.out.leaves.push(FlatLeaf { fields, kind });
         true
+    }
+
+    /// An integer keeps its decimal text when `f64` holds it exactly, as the tree path's
+    /// number formatting writes it then; larger ones are formatted when asked.
+    fn integer<E: de::Error>(self, v: i64) -> Result<bool, E> {
+        if v.unsigned_abs() >= 1 << 53 {
+            return Ok(self.scalar(FlatKind::Number(v as f64)));
+        }
+        let mut digits = itoa::Buffer::new();
+        let (start, end) = self.out.push_text(digits.format(v))?;
+        Ok(self.scalar(FlatKind::Integer(v as f64, start, end)))
+    }
+}
+
+impl FlatEvent<'_> {
+    /// Appends a string to the text; its byte range.
+    fn push_text<E: de::Error>(&mut self, v: &str) -> Result<(u32, u32), E> {
+        let start = self.text.len();
+        self.text.push_str(v);
+        let end = self.text.len();
+        match (u32::try_from(start), u32::try_from(end)) {
+            (Ok(start), Ok(end)) => Ok((start, end)),
+            _ => Err(E::custom("event text over 4 GiB")),
+        }
     }
 }
 
@@ -106,12 +146,15 @@ impl<'de> Visitor<'de> for Walker<'_, '_> {
         Ok(self.scalar(FlatKind::Bool(v)))
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<bool, E> {
-        Ok(self.scalar(FlatKind::Number(v as f64)))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<bool, E> {
+        self.integer(v)
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<bool, E> {
-        Ok(self.scalar(FlatKind::Number(v as f64)))
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<bool, E> {
+        match i64::try_from(v) {
+            Ok(v) => self.integer(v),
+            Err(_) => Ok(self.scalar(FlatKind::Number(v as f64))),
+        }
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<bool, E> {
@@ -119,12 +162,7 @@ impl<'de> Visitor<'de> for Walker<'_, '_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
-        let start = self.out.text.len();
-        self.out.text.push_str(v);
-        let end = self.out.text.len();
-        let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end)) else {
-            return Err(E::custom("event text over 4 GiB"));
-        };
+        let (start, end) = self.out.push_text(v)?;
         Ok(self.scalar(FlatKind::Str(start, end)))
     }
 
@@ -156,13 +194,14 @@ impl<'de> Visitor<'de> for Walker<'_, '_> {
             self.out.leaves.len() - 1
         });
         let hasher = foldhash::fast::FixedState::default();
-        let mut keys: Vec<u64> = Vec::new();
+        // This object's key hashes sit on top of the shared stack, above its parents'.
+        let base = self.out.keys.len();
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let hash = hasher.hash_one(key.as_ref());
-            if keys.contains(&hash) {
+            if self.out.keys[base..].contains(&hash) {
                 return Err(de::Error::custom("repeated key"));
             }
-            keys.push(hash);
+            self.out.keys.push(hash);
             let child = self.node.and_then(|n| n.child(&key));
             let first = self.out.leaves.len();
             let scalar = map.next_value_seed(Walker {
@@ -173,6 +212,7 @@ impl<'de> Visitor<'de> for Walker<'_, '_> {
                 self.out.leaves[at].kind = self.out.leaves[first].kind;
             }
         }
+        self.out.keys.truncate(base);
         Ok(false)
     }
 }

@@ -37,6 +37,12 @@ impl RuleBits {
         self.0.iter_mut().for_each(|w| *w = 0);
     }
 
+    /// Makes this an empty set for `n` rules, keeping the allocation.
+    pub fn reset(&mut self, n: usize) {
+        self.0.clear();
+        self.0.resize(n.div_ceil(64), 0);
+    }
+
     /// The set of those of `n` rules for which `member` holds.
     pub fn from_fn(n: usize, mut member: impl FnMut(usize) -> bool) -> Self {
         let mut bits = RuleBits::new(n);
@@ -117,6 +123,13 @@ impl Group {
             }
         }
     }
+}
+
+/// Buffers a prefilter pass reuses, kept from event to event.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    found: Vec<u32>,
+    buffer: Vec<u8>,
 }
 
 /// The compiled prefilter.
@@ -283,20 +296,20 @@ impl Prefilter {
     }
 
     /// Adds to `out` every one of its rules that could match the event.
-    pub fn candidates(&self, record: &EventRecord<'_>, out: &mut RuleBits) {
+    pub fn candidates(&self, record: &EventRecord<'_>, out: &mut RuleBits, scratch: &mut Scratch) {
         out.union_with(&self.always);
-        let mut found = Vec::new();
+        let found = &mut scratch.found;
         if let Some(group) = &self.anywhere {
-            let mut haystack = Vec::new();
-            record.haystack(&mut haystack);
-            group.mark(&haystack, out, &mut found);
+            for haystack in record.haystacks(&mut scratch.buffer) {
+                group.mark(haystack, out, found);
+            }
         }
         for (field, values) in record.fields() {
             let Some(Some(group)) = self.by_field.get(field as usize) else {
                 continue;
             };
             for text in values.iter().filter_map(EventValue::lower) {
-                group.mark(text.as_bytes(), out, &mut found);
+                group.mark(text.as_bytes(), out, found);
             }
         }
     }
@@ -354,14 +367,50 @@ mod tests {
         }
     }
 
+    /// The candidates, the same whether the event is read from its tree or decoded directly.
     fn candidates(p: &Prefilter, event: serde_json::Value) -> Vec<u32> {
         let mut trie = PathTrie::default();
         trie.insert("CommandLine", 0);
         trie.insert("Image", 1);
-        let record = EventRecord::new(&event, &trie);
-        let mut out = RuleBits::new(3);
-        p.candidates(&record, &mut out);
-        out.iter().collect()
+        let run = |record: &EventRecord<'_>| {
+            let mut out = RuleBits::new(3);
+            p.candidates(record, &mut out, &mut Scratch::default());
+            out.iter().collect::<Vec<u32>>()
+        };
+        let from_tree = run(&EventRecord::new(&event, &trie));
+        let text = event.to_string();
+        let flat = crate::flat::FlatEvent::parse(&text, &trie).expect("an object");
+        assert_eq!(run(&EventRecord::from_flat(&flat)), from_tree, "{text}");
+        from_tree
+    }
+
+    #[test]
+    fn keyword_literals_are_found_in_every_kind_of_value() {
+        // Rule 0: keyword "4688"; rule 1: keyword "true"; rule 2: keyword "überprüfung",
+        // which only Unicode lower-casing finds in "ÜBERPRÜFUNG"; rule 3: "-7".
+        let sets = [
+            Some(vec![lit(None, "4688")]),
+            Some(vec![lit(None, "true")]),
+            Some(vec![lit(None, "überprüfung")]),
+            Some(vec![lit(None, "-7")]),
+        ];
+        let p = Prefilter::new(&sets, 0..4);
+        let found = |event| {
+            let mut c = candidates(&p, event);
+            c.retain(|r| *r < 4);
+            c
+        };
+        assert_eq!(found(json!({"EventID": 4688, "x": "a"})), [0]);
+        assert_eq!(found(json!({"Image": "A", "ok": true})), [1]);
+        assert_eq!(found(json!({"Image": "ÜBERPRÜFUNG", "n": -7})), [2, 3]);
+        assert_eq!(
+            found(json!({"CommandLine": ["x", 12.5, null, "4688"]})),
+            [0]
+        );
+        assert_eq!(
+            found(json!({"Image": "4 688", "b": false})),
+            Vec::<u32>::new()
+        );
     }
 
     #[test]
@@ -428,7 +477,7 @@ mod tests {
             let event = json!({ "f": haystack });
             let record = EventRecord::new(&event, &record_trie);
             let mut out = RuleBits::new(sets.len());
-            p.candidates(&record, &mut out);
+            p.candidates(&record, &mut out, &mut Scratch::default());
             let expected: Vec<u32> = (0..literals.len() as u32)
                 .filter(|i| haystack.contains(literals[*i as usize].as_str()))
                 .collect();

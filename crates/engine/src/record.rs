@@ -10,12 +10,14 @@ use serde_json::Value;
 
 use foundry_sigma::{EventValue, EventView, FieldId, ValueKind};
 
-use crate::flat::{FlatEvent, FlatKind};
+use crate::flat::{FlatEvent, FlatKind, FlatLeaf};
 
 /// A trie over object keys, built once per rule set.
 #[derive(Debug, Default, Clone)]
 pub struct PathTrie {
     children: HashMap<String, PathTrie>,
+    /// The child for a `*` segment: any one key.
+    any: Option<Box<PathTrie>>,
     fields: Vec<FieldId>,
 }
 
@@ -24,7 +26,11 @@ impl PathTrie {
     pub fn insert(&mut self, path: &str, field: FieldId) {
         let mut node = self;
         for seg in path.split('.') {
-            node = node.children.entry(seg.to_string()).or_default();
+            node = if seg == "*" {
+                node.any.get_or_insert_with(Default::default)
+            } else {
+                node.children.entry(seg.to_string()).or_default()
+            };
         }
         if !node.fields.contains(&field) {
             node.fields.push(field);
@@ -37,6 +43,9 @@ impl PathTrie {
     }
 
     pub(crate) fn child(&self, key: &str) -> Option<&PathTrie> {
+        if self.children.is_empty() {
+            return self.any.as_deref();
+        }
         if let Some(c) = self.children.get(key) {
             return Some(c);
         }
@@ -48,7 +57,7 @@ impl PathTrie {
             }
         }
         // A `*` segment in a path (e.g. `Event.UserData.*`) stands for any one key.
-        if let Some(c) = self.children.get("*") {
+        if let Some(c) = &self.any {
             return Some(c);
         }
         // Flat layouts write nested paths as one key ("winlog.event_data.Image").
@@ -67,6 +76,9 @@ impl PathTrie {
 pub struct EventRecord<'a> {
     values: Vec<EventValue<'a>>,
     field_ids: Vec<FieldId>,
+    /// For a directly decoded event, its string text lower-cased (ASCII letters) in one
+    /// piece, and whether all of it is ASCII (see [`EventRecord::haystacks`]).
+    lower_text: Option<(&'a str, bool)>,
 }
 
 impl<'a> EventRecord<'a> {
@@ -81,25 +93,46 @@ impl<'a> EventRecord<'a> {
     /// The values of an event decoded by [`FlatEvent::parse`], as [`EventRecord::new`] makes
     /// them from the parsed tree.
     pub fn from_flat(event: &'a FlatEvent<'_>) -> EventRecord<'a> {
-        let mut mapped: Vec<(FieldId, EventValue<'a>)> = Vec::new();
-        let mut other: Vec<EventValue<'a>> = Vec::with_capacity(event.leaves.len());
-        for leaf in &event.leaves {
-            let value = EventValue::new(match leaf.kind {
-                FlatKind::Null => ValueKind::Null,
-                FlatKind::Bool(b) => ValueKind::Bool(b),
-                FlatKind::Number(n) => ValueKind::Number(n),
-                FlatKind::Str(start, end) => ValueKind::Str(event.str(start, end)),
-                FlatKind::Object => ValueKind::Object,
-            });
-            if leaf.fields.is_empty() {
-                other.push(value);
-            } else {
-                for f in leaf.fields {
-                    mapped.push((*f, value.clone()));
+        let all_ascii = event.text.is_ascii();
+        let value = |leaf: &FlatLeaf<'_>| match leaf.kind {
+            FlatKind::Null => EventValue::new(ValueKind::Null),
+            FlatKind::Bool(b) => EventValue::new(ValueKind::Bool(b)),
+            FlatKind::Number(n) => EventValue::new(ValueKind::Number(n)),
+            FlatKind::Integer(n, start, end) => EventValue::from_number(n, event.str(start, end)),
+            FlatKind::Str(start, end) => {
+                let text = event.str(start, end);
+                if all_ascii || text.is_ascii() {
+                    EventValue::with_lower(text, event.lower(start, end))
+                } else {
+                    EventValue::new(ValueKind::Str(text))
                 }
             }
+            FlatKind::Object => EventValue::new(ValueKind::Object),
+        };
+        // (field, leaf index): sorted, the values of each field keep document order.
+        let mut order: Vec<(FieldId, u32)> = Vec::with_capacity(event.leaves.len());
+        for (i, leaf) in event.leaves.iter().enumerate() {
+            order.extend(leaf.fields.iter().map(|f| (*f, i as u32)));
         }
-        EventRecord::assemble(mapped, other)
+        order.sort_unstable();
+        let mut values = Vec::with_capacity(order.len() + event.leaves.len());
+        let mut field_ids = Vec::with_capacity(order.len());
+        for &(f, i) in &order {
+            field_ids.push(f);
+            values.push(value(&event.leaves[i as usize]));
+        }
+        values.extend(
+            event
+                .leaves
+                .iter()
+                .filter(|l| l.fields.is_empty())
+                .map(value),
+        );
+        EventRecord {
+            values,
+            field_ids,
+            lower_text: Some((&event.lower, all_ascii)),
+        }
     }
 
     fn assemble(
@@ -114,7 +147,11 @@ impl<'a> EventRecord<'a> {
             values.push(v);
         }
         values.extend(other);
-        EventRecord { values, field_ids }
+        EventRecord {
+            values,
+            field_ids,
+            lower_text: None,
+        }
     }
 
     /// The fields present, each with its values, in ascending field order.
@@ -129,29 +166,45 @@ impl<'a> EventRecord<'a> {
         })
     }
 
-    /// Every value's lower-cased text joined by NUL, for the keyword literals of the
-    /// prefilter. ASCII text is lower-cased as it is copied, without keeping a lower-cased
-    /// copy per value.
-    pub fn haystack(&self, out: &mut Vec<u8>) {
+    /// Every value's lower-cased text, for the keyword literals of the prefilter, in at most
+    /// two pieces: each value's text lies whole in one of them. Text that `out` holds is
+    /// joined by NUL; the text of a directly decoded event is used in place, its strings run
+    /// together (a literal found across two of them only costs a rule evaluation).
+    pub fn haystacks<'s>(&'s self, out: &'s mut Vec<u8>) -> [&'s [u8]; 2] {
         out.clear();
-        out.reserve(
-            self.values
-                .iter()
-                .filter_map(EventValue::text)
-                .map(|t| t.len() + 1)
-                .sum(),
-        );
-        for v in &self.values {
-            match v.text() {
-                Some(t) if t.is_ascii() => {
-                    out.extend(t.as_bytes().iter().map(u8::to_ascii_lowercase));
+        match self.lower_text {
+            Some((lower, all_ascii)) => {
+                // Numbers, booleans and strings the ASCII lower-casing cannot stand for.
+                for v in &self.values {
+                    let held = match &v.kind {
+                        ValueKind::Str(s) => all_ascii || s.is_ascii(),
+                        ValueKind::Number(_) => v.has_given_text(),
+                        _ => false,
+                    };
+                    if let (false, Some(t)) = (held, v.lower()) {
+                        out.extend_from_slice(t.as_bytes());
+                        out.push(0);
+                    }
                 }
-                _ => match v.lower() {
-                    Some(t) => out.extend_from_slice(t.as_bytes()),
-                    None => continue,
-                },
+                [lower.as_bytes(), &out[..]]
             }
-            out.push(0);
+            None => {
+                for v in &self.values {
+                    // ASCII text is lower-cased as it is copied, without keeping a
+                    // lower-cased copy per value.
+                    match v.text() {
+                        Some(t) if t.is_ascii() => {
+                            out.extend(t.as_bytes().iter().map(u8::to_ascii_lowercase));
+                        }
+                        _ => match v.lower() {
+                            Some(t) => out.extend_from_slice(t.as_bytes()),
+                            None => continue,
+                        },
+                    }
+                    out.push(0);
+                }
+                [&out[..], &[]]
+            }
         }
     }
 }
@@ -228,7 +281,8 @@ mod tests {
     use super::*;
     use crate::flat::FlatEvent;
 
-    /// Every value as (field or none, kind and text), the whole of what rules can read.
+    /// Every value as (field or none, kind, text and lower-cased text), the whole of what
+    /// rules can read.
     fn seen(r: &EventRecord<'_>) -> Vec<(Option<FieldId>, String)> {
         r.values
             .iter()
@@ -236,7 +290,7 @@ mod tests {
             .map(|(i, v)| {
                 (
                     r.field_ids.get(i).copied(),
-                    format!("{:?} {:?}", v.kind, v.text()),
+                    format!("{:?} {:?} {:?}", v.kind, v.text(), v.lower()),
                 )
             })
             .collect()

@@ -13,7 +13,7 @@ use crate::flat::FlatEvent;
 use crate::hit::{EventOrigin, Hit, HitRule, HitRuleset, RuleKind};
 use crate::input::EventInput;
 use crate::mapping::Mapping;
-use crate::prefilter::{Prefilter, RuleBits};
+use crate::prefilter::{Prefilter, RuleBits, Scratch};
 use crate::record::{EventRecord, PathTrie};
 use crate::yara::YaraPart;
 
@@ -45,6 +45,12 @@ enum Route {
 
 /// Beyond this many classes, an event is searched with the whole set's prefilter.
 const MAX_CLASSES_PER_ROUTE: usize = 16;
+
+thread_local! {
+    /// Each evaluating thread's candidate set and prefilter buffers, reused from event to
+    /// event instead of allocated for each.
+    static SCRATCH: std::cell::RefCell<(RuleBits, Scratch)> = Default::default();
+}
 
 /// An immutable, versioned snapshot of compiled rules.
 pub struct RuleSet {
@@ -370,10 +376,17 @@ impl RuleSet {
         origin: &EventOrigin,
         hint: Option<&Logsource>,
     ) -> Evaluation {
-        let mut origin = origin.clone();
-        if origin.time.is_none() {
-            origin.time = self.event_time(record);
-        }
+        // The origin hits carry, with the event's own time; made when the first hit is.
+        let hit_origin = std::cell::OnceCell::new();
+        let hit_origin = || -> &EventOrigin {
+            hit_origin.get_or_init(|| {
+                let mut o = origin.clone();
+                if o.time.is_none() {
+                    o.time = self.event_time(record);
+                }
+                o
+            })
+        };
         // The detection time, read from the clock once, when the event's first hit is made.
         let now = std::cell::OnceCell::new();
         let now = || -> &str {
@@ -386,32 +399,42 @@ impl RuleSet {
             let entry = &self.rules[i as usize];
             if let Some(matched) = entry.rule.evaluate(record) {
                 out.hits
-                    .push(self.sigma_hit(entry, &matched, &origin, now()));
+                    .push(self.sigma_hit(entry, &matched, hit_origin(), now()));
             }
         };
         if self.indexing {
-            let mut bits = RuleBits::new(self.rules.len());
-            match &*self.route(record, hint) {
-                Route::Classes(classes) => {
-                    for c in classes {
-                        self.classes[*c].prefilter.candidates(record, &mut bits);
+            let route = self.route(record, hint);
+            let mut run = |bits: &mut RuleBits, scratch: &mut Scratch| {
+                bits.reset(self.rules.len());
+                match &*route {
+                    Route::Classes(classes) => {
+                        for c in classes {
+                            self.classes[*c].prefilter.candidates(record, bits, scratch);
+                        }
+                    }
+                    Route::Merged(reachable) => {
+                        self.prefilter.candidates(record, bits, scratch);
+                        bits.intersect_with(reachable);
                     }
                 }
-                Route::Merged(reachable) => {
-                    self.prefilter.candidates(record, &mut bits);
-                    bits.intersect_with(reachable);
+                for i in bits.iter() {
+                    check(i, &mut out);
                 }
-            }
-            for i in bits.iter() {
-                check(i, &mut out);
-            }
+            };
+            SCRATCH.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut held) => {
+                    let (bits, scratch) = &mut *held;
+                    run(bits, scratch);
+                }
+                Err(_) => run(&mut RuleBits::default(), &mut Scratch::default()),
+            });
         } else {
             for i in 0..self.rules.len() as u32 {
                 check(i, &mut out);
             }
         }
         if let (Some(y), Some(event)) = (&self.yara, event) {
-            y.scan_event(event, &origin, &self.version, now(), &mut out);
+            y.scan_event(event, hit_origin(), &self.version, now(), &mut out);
         }
         out
     }

@@ -132,8 +132,16 @@ pub struct Detection {
 impl Detection {
     /// Evaluates the condition; returns the names of the searches that held, or `None`.
     pub fn evaluate(&self, event: &dyn EventView) -> Option<Vec<usize>> {
-        let mut memo: Vec<Option<bool>> = vec![None; self.searches.len()];
-        if eval(&self.condition, &self.searches, event, &mut memo) {
+        // Most detections have a handful of searches: their memo lives on the stack.
+        let mut small = [None; 16];
+        let mut large = Vec::new();
+        let memo: &mut [Option<bool>] = if self.searches.len() <= small.len() {
+            &mut small[..self.searches.len()]
+        } else {
+            large.resize(self.searches.len(), None);
+            &mut large
+        };
+        if eval(&self.condition, &self.searches, event, memo) {
             Some(
                 memo.iter()
                     .enumerate()

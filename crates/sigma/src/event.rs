@@ -3,6 +3,7 @@
 //! The engine decides how JSON becomes fields (mapping, flattening); this crate only needs,
 //! for each interned field, the values present, and for keyword searches every value.
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 
 use crate::matcher::FieldId;
@@ -27,8 +28,9 @@ pub enum ValueKind<'a> {
 pub struct EventValue<'a> {
     /// What the value is.
     pub kind: ValueKind<'a>,
-    /// The number's text as the event wrote it, for numbers.
-    number_text: Option<&'a str>,
+    /// For numbers, the text the event wrote; for strings, their lower-cased text when the
+    /// caller had it (see [`EventValue::with_lower`]).
+    given: Option<&'a str>,
     text: OnceCell<Option<Box<str>>>,
     lower: OnceCell<Option<Box<str>>>,
 }
@@ -38,16 +40,25 @@ impl<'a> EventValue<'a> {
     pub fn new(kind: ValueKind<'a>) -> Self {
         EventValue {
             kind,
-            number_text: None,
+            given: None,
             text: OnceCell::new(),
             lower: OnceCell::new(),
+        }
+    }
+
+    /// A string whose lower-cased text the caller already has (e.g. a slice of a lower-cased
+    /// copy of the whole event's text); `lower` must be what [`EventValue::lower`] computes.
+    pub fn with_lower(text: &'a str, lower: &'a str) -> Self {
+        EventValue {
+            given: Some(lower),
+            ..EventValue::new(ValueKind::Str(text))
         }
     }
 
     /// A number with the text it was written as (so `4688` stays `4688`, not `4688.0`).
     pub fn from_number(value: f64, text: &'a str) -> Self {
         EventValue {
-            number_text: Some(text),
+            given: Some(text),
             ..EventValue::new(ValueKind::Number(value))
         }
     }
@@ -56,6 +67,12 @@ impl<'a> EventValue<'a> {
         let v = EventValue::new(ValueKind::Number(n as f64));
         let _ = v.text.set(Some(n.to_string().into_boxed_str()));
         v
+    }
+
+    /// Whether the value was made with its text (a number's as written, a string's
+    /// lower-cased), rather than computing it when asked.
+    pub fn has_given_text(&self) -> bool {
+        self.given.is_some()
     }
 
     /// The value as text; `None` for null and objects.
@@ -68,7 +85,7 @@ impl<'a> EventValue<'a> {
             ValueKind::Number(n) => self
                 .text
                 .get_or_init(|| {
-                    Some(match self.number_text {
+                    Some(match self.given {
                         Some(t) => t.into(),
                         None => format_number(*n).into_boxed_str(),
                     })
@@ -80,19 +97,15 @@ impl<'a> EventValue<'a> {
     /// The value as lower-cased text, computed once.
     pub fn lower(&self) -> Option<&str> {
         match &self.kind {
-            ValueKind::Str(s) if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) => Some(s),
+            ValueKind::Str(_) if self.given.is_some() => self.given,
             ValueKind::Str(s) => self
                 .lower
-                .get_or_init(|| {
-                    // Most event text is ASCII, which lower-cases byte by byte.
-                    let lower = if s.is_ascii() {
-                        s.to_ascii_lowercase()
-                    } else {
-                        s.to_lowercase()
-                    };
-                    Some(lower.into_boxed_str())
+                .get_or_init(|| match lowercase(s) {
+                    Cow::Borrowed(_) => None,
+                    Cow::Owned(l) => Some(l.into_boxed_str()),
                 })
-                .as_deref(),
+                .as_deref()
+                .or(Some(s)),
             _ => self.text(),
         }
     }
@@ -104,6 +117,18 @@ impl<'a> EventValue<'a> {
             ValueKind::Str(s) => s.trim().parse().ok(),
             _ => None,
         }
+    }
+}
+
+/// Lower-cased text, borrowed when it already is. Most event text is ASCII, which lower-cases
+/// byte by byte.
+pub fn lowercase(s: &str) -> Cow<'_, str> {
+    if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) {
+        Cow::Borrowed(s)
+    } else if s.is_ascii() {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Owned(s.to_lowercase())
     }
 }
 
