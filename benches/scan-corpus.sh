@@ -16,7 +16,8 @@ mapfile -t inputs < <(find "$corpus/events/otrf" -name '*.jsonl' | sort)
 run() {
   local label=$1; shift
   /usr/bin/time -v -o /tmp/foundry-bench-time.txt env RAYON_NUM_THREADS=1 \
-    "$bin" scan "${rules[@]}" --mapping config/mappings/windows.toml "$@" "${inputs[@]}" \
+    "$bin" scan "${rules[@]}" --mapping config/mappings/windows.toml \
+    --mapping config/mappings/cloud-and-syslog.toml "$@" "${inputs[@]}" \
     > /tmp/foundry-bench-hits.jsonl 2> /tmp/foundry-bench-stderr.txt || true
   local summary rss
   summary=$(tail -n 1 /tmp/foundry-bench-stderr.txt)

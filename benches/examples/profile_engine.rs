@@ -1,7 +1,8 @@
 //! Loops the engine over the corpus lines so a profiler (`perf record`) sees only the
 //! per-event path: decode, record, routing, prefilter, rule evaluation.
-//! Run: cargo run --release -p foundry-benches --example profile_engine -- [passes] [min max]
-//! (`min max`: only records of that many bytes, e.g. `512 1536` for about 1 KB.)
+//! Run: cargo run --release -p foundry-benches --example profile_engine -- [passes] [min max
+//! [limit]] (`min max`: only records of that many bytes, e.g. `512 1536` for about 1 KB;
+//! `limit`: only the first that many, e.g. `2000` for the criterion bench's sample.)
 
 use std::time::Instant;
 
@@ -22,10 +23,11 @@ fn main() {
             .and_then(|a| a.parse().ok())
             .unwrap_or(default)
     };
-    let (min, max) = (size(2, 0), size(3, usize::MAX));
+    let (min, max, limit) = (size(2, 0), size(3, usize::MAX), size(4, usize::MAX));
     let lines: Vec<Vec<u8>> = corpus_lines(usize::MAX)
         .into_iter()
         .filter(|l| (min..max).contains(&l.len()))
+        .take(limit)
         .collect();
     let bytes: usize = lines.iter().map(Vec::len).sum();
     let set = sigmahq_rules();

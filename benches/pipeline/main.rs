@@ -50,7 +50,10 @@ fn corpus() -> PathBuf {
 fn base_config() -> WorkerConfig {
     let mut c = WorkerConfig::default();
     c.rules = vec![corpus().join("sigma/rules/windows")];
-    c.mapping = vec![repo().join("config/mappings/windows.toml")];
+    c.mapping = vec![
+        repo().join("config/mappings/windows.toml"),
+        repo().join("config/mappings/cloud-and-syslog.toml"),
+    ];
     c.batch_size = 500;
     c.max_in_flight = 20_000;
     c

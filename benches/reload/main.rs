@@ -84,7 +84,10 @@ mod tempfile_dir {
 fn config(rules: Vec<PathBuf>) -> WorkerConfig {
     let mut c = WorkerConfig::default();
     c.rules = rules;
-    c.mapping = vec![repo().join("config/mappings/windows.toml")];
+    c.mapping = vec![
+        repo().join("config/mappings/windows.toml"),
+        repo().join("config/mappings/cloud-and-syslog.toml"),
+    ];
     c.reload.watch = false;
     c.reload.debounce_ms = 0;
     c.reload.interval_secs = 3600;

@@ -9,13 +9,13 @@ pub fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
 }
 
-/// Every active SigmaHQ rule with the Windows mapping.
+/// Every active SigmaHQ rule with the shipped mappings (Windows, then cloud and syslog).
 pub fn sigmahq_rules() -> RuleSet {
     let root = corpus().join("sigma");
-    let mapping = Mapping::from_file(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/mappings/windows.toml"),
-    )
-    .expect("windows mapping");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/mappings");
+    let mut mapping = Mapping::from_file(&config.join("windows.toml")).expect("windows mapping");
+    mapping
+        .merge(Mapping::from_file(&config.join("cloud-and-syslog.toml")).expect("cloud mapping"));
     let mut b = RuleSetBuilder::new().mapping(mapping);
     for dir in [
         "rules",

@@ -45,7 +45,8 @@ pub struct LogsourceRule {
     pub category: Option<String>,
     /// The service the event belongs to.
     pub service: Option<String>,
-    /// Every field named here must hold one of its values (case-insensitive).
+    /// Every field named here must hold one of its values (case-insensitive); the value
+    /// `"*"` accepts any value (the field must be present with one).
     pub when: BTreeMap<String, OneOrMany>,
 }
 

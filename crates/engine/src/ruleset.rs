@@ -43,6 +43,9 @@ enum Route {
     Merged(RuleBits),
 }
 
+/// A classifier value that accepts any value of its field (the field must have one).
+const ANY_VALUE: &str = "*";
+
 /// Beyond this many classes, an event is searched with the whole set's prefilter.
 const MAX_CLASSES_PER_ROUTE: usize = 16;
 
@@ -290,12 +293,12 @@ impl RuleSet {
         use foundry_sigma::EventView as _;
         let mut key = String::new();
         for (f, accepted) in &self.route_fields {
-            for t in record
-                .field(*f)
-                .unwrap_or(&[])
-                .iter()
-                .filter_map(|v| v.lower())
-            {
+            let values = record.field(*f).unwrap_or(&[]);
+            // A classifier that accepts any value (`*`) sees whether the field has one.
+            if accepted.contains(ANY_VALUE) && values.iter().any(|v| v.text().is_some()) {
+                key.push('\u{1d}');
+            }
+            for t in values.iter().filter_map(|v| v.lower()) {
                 if accepted.contains(t) {
                     key.push_str(t);
                     key.push('\u{1f}');
@@ -314,9 +317,12 @@ impl RuleSet {
             .filter(|(_, c)| {
                 c.conditions.iter().all(|(f, want)| {
                     use foundry_sigma::EventView as _;
+                    let any = want.iter().any(|w| w == ANY_VALUE);
                     record.field(*f).is_some_and(|vs| {
-                        vs.iter()
-                            .any(|v| v.lower().is_some_and(|t| want.iter().any(|w| w == t)))
+                        vs.iter().any(|v| {
+                            v.lower()
+                                .is_some_and(|t| any || want.iter().any(|w| w == t))
+                        })
                     })
                 })
             })

@@ -601,6 +601,77 @@ fn routing_sends_events_only_to_rules_of_their_logsource() {
     );
 }
 
+#[test]
+fn every_corpus_layout_reaches_only_rules_of_its_own_logsource() {
+    // A rule that fires on any event lacking a field (`not selection`, as SigmaHQ's Zeek
+    // "Publicly Accessible RDP Service"), one per logsource; with the shipped mappings each
+    // layout meets only the rule of its own logsource (or those naming only its product).
+    let rule = |title: &str, logsource: &str| {
+        format!(
+            "title: {title}\nlogsource: {logsource}\ndetection:\n  s:\n    \
+             never_present_field: x\n  condition: not s\n"
+        )
+    };
+    let rules = [
+        rule("zeek", "{product: zeek, service: rdp}"),
+        rule("windows", "{product: windows}"),
+        rule("security", "{product: windows, service: security}"),
+        rule("cloudtrail", "{product: aws, service: cloudtrail}"),
+        rule("syslog", "{product: linux, service: syslog}"),
+        rule("auditlogs", "{product: azure, service: auditlogs}"),
+    ];
+    let mut mapping = common::windows_mapping();
+    mapping.merge(
+        foundry_engine::Mapping::from_file(
+            &common::repo().join("config/mappings/cloud-and-syslog.toml"),
+        )
+        .expect("cloud mapping"),
+    );
+    let mut b = RuleSetBuilder::new().strict(true).mapping(mapping);
+    for (i, t) in rules.iter().enumerate() {
+        b.add_source(RuleSource {
+            path: format!("{i}.yml"),
+            text: t.clone(),
+            kind: SourceKind::Sigma,
+            meta: SourceMeta::default(),
+        });
+    }
+    let set = b.build().unwrap().0;
+    let titles = |e: Value| -> Vec<String> {
+        let mut t: Vec<String> = set
+            .evaluate(&e, &Default::default(), None)
+            .hits
+            .into_iter()
+            .map(|h| h.rule.title)
+            .collect();
+        t.sort();
+        t
+    };
+    use serde_json::json;
+    assert_eq!(
+        titles(json!({"Channel": "Security", "EventID": 4624})),
+        ["security", "windows"]
+    );
+    // A channel no entry names is still a Windows event.
+    assert_eq!(
+        titles(json!({"Channel": "Microsoft-Exchange-ActiveMonitoring/MonitorResult"})),
+        ["windows"]
+    );
+    assert_eq!(
+        titles(json!({"eventType": "AwsApiCall", "eventSource": "s3.amazonaws.com"})),
+        ["cloudtrail"]
+    );
+    assert_eq!(
+        titles(json!({"Type": "Syslog", "SyslogMessage": "x"})),
+        ["syslog"]
+    );
+    assert_eq!(titles(json!({"Type": "AuditLogs"})), ["auditlogs"]);
+    // A table no rule declares meets none.
+    assert!(titles(json!({"Type": "VMConnection"})).is_empty());
+    // `*` needs a value: a null channel classifies nothing, so every rule sees the event.
+    assert_eq!(titles(json!({"Channel": null})).len(), rules.len());
+}
+
 // Case 026, its neighbours: `base64offset` must find a value at each of the three byte
 // alignments, for values of every length modulo 3. The event strings are the standard base64
 // of `PREFIX + value + "-tail"` with prefixes of 0, 1 and 2 bytes (encoded with Python's
