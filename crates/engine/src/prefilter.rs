@@ -93,6 +93,28 @@ struct Group {
     skip: Vec<u32>,
 }
 
+/// The literals of one field: those a value must contain, in an automaton, and those a
+/// value must equal, in a hash map.
+#[derive(Debug, Default)]
+struct FieldGroup {
+    contained: Option<Group>,
+    equal: foldhash::HashMap<Box<str>, Vec<u32>>,
+}
+
+impl FieldGroup {
+    /// Marks the owners of every literal one lower-cased value holds or equals.
+    fn mark(&self, value: &str, out: &mut RuleBits, found: &mut Vec<u32>) {
+        if let Some(group) = &self.contained {
+            group.mark(value.as_bytes(), out, found);
+        }
+        if let Some(owners) = self.equal.get(value) {
+            for &r in owners {
+                out.insert(r);
+            }
+        }
+    }
+}
+
 impl Group {
     /// Marks in `out` the owners of every literal occurring in `haystack`. `found` is scratch.
     ///
@@ -144,7 +166,7 @@ pub struct Prefilter {
     /// Literals of keyword searches, found in any value.
     anywhere: Option<Group>,
     /// Indexed by field id: the literals that must occur in that field's values.
-    by_field: Vec<Option<Group>>,
+    by_field: Vec<Option<FieldGroup>>,
     /// Rules that offered no literal set and are always evaluated.
     always: RuleBits,
     rules: usize,
@@ -157,9 +179,18 @@ struct Gathering {
     index: std::collections::HashMap<String, usize>,
     literals: Vec<String>,
     owners: Vec<Vec<u32>>,
+    /// Literals a whole value must equal, with their owners.
+    equal: foldhash::HashMap<Box<str>, Vec<u32>>,
 }
 
 impl Gathering {
+    fn add_equal(&mut self, text: &str, rule: u32) {
+        let owners = self.equal.entry(text.into()).or_default();
+        if owners.last() != Some(&rule) {
+            owners.push(rule);
+        }
+    }
+
     fn add(&mut self, text: &str, rule: u32) {
         let id = match self.index.get(text) {
             Some(id) => *id,
@@ -266,14 +297,21 @@ impl Prefilter {
                                 &mut by_field[f]
                             }
                         };
-                        group.add(&lit.text, rule);
+                        if lit.exact && lit.field.is_some() {
+                            group.add_equal(&lit.text, rule);
+                        } else {
+                            group.add(&lit.text, rule);
+                        }
                     }
                 }
                 _ => always.insert(rule),
             }
         }
-        let literals =
-            anywhere.literals.len() + by_field.iter().map(|g| g.literals.len()).sum::<usize>();
+        let literals = anywhere.literals.len()
+            + by_field
+                .iter()
+                .map(|g| g.literals.len() + g.equal.len())
+                .sum::<usize>();
         let nonempty = |g: Gathering, always: &mut RuleBits| {
             if g.literals.is_empty() {
                 None
@@ -284,7 +322,12 @@ impl Prefilter {
         let anywhere = nonempty(anywhere, &mut always);
         let by_field = by_field
             .into_iter()
-            .map(|g| nonempty(g, &mut always))
+            .map(|mut g| {
+                let equal = std::mem::take(&mut g.equal);
+                let contained = nonempty(g, &mut always);
+                (contained.is_some() || !equal.is_empty())
+                    .then_some(FieldGroup { contained, equal })
+            })
             .collect();
         Prefilter {
             anywhere,
@@ -309,7 +352,7 @@ impl Prefilter {
                 continue;
             };
             for text in values.iter().filter_map(EventValue::lower) {
-                group.mark(text.as_bytes(), out, found);
+                group.mark(text, out, found);
             }
         }
     }
@@ -321,7 +364,13 @@ impl Prefilter {
             rules: self.rules,
             always: self.always.iter().count(),
             literals: self.literals,
-            automata: self.by_field.iter().flatten().count() + usize::from(self.anywhere.is_some()),
+            automata: self
+                .by_field
+                .iter()
+                .flatten()
+                .filter(|g| g.contained.is_some())
+                .count()
+                + usize::from(self.anywhere.is_some()),
         }
     }
 }
@@ -364,6 +413,15 @@ mod tests {
         Literal {
             field,
             text: text.into(),
+            exact: false,
+        }
+    }
+
+    fn equal(field: u32, text: &str) -> Literal {
+        Literal {
+            field: Some(field),
+            text: text.into(),
+            exact: true,
         }
     }
 
@@ -382,6 +440,36 @@ mod tests {
         let flat = crate::flat::FlatEvent::parse(&text, &trie).expect("an object");
         assert_eq!(run(&EventRecord::from_flat(&flat)), from_tree, "{text}");
         from_tree
+    }
+
+    #[test]
+    fn exact_literals_need_a_whole_value_equal_to_them() {
+        // Fields: 0 CommandLine, 1 Image. Rule 0: CommandLine equal to 16; rule 1: Image
+        // equal to c:\windows\cmd.exe or containing "powershell"; rule 2 offers no set.
+        let sets = [
+            Some(vec![equal(0, "16")]),
+            Some(vec![
+                equal(1, "c:\\windows\\cmd.exe"),
+                lit(Some(1), "powershell"),
+            ]),
+            None,
+        ];
+        let p = Prefilter::new(&sets, 0..3);
+        assert_eq!(candidates(&p, json!({"CommandLine": 16})), [0, 2]);
+        assert_eq!(candidates(&p, json!({"CommandLine": "16"})), [0, 2]);
+        assert_eq!(candidates(&p, json!({"CommandLine": [1, 16.0]})), [0, 2]);
+        assert_eq!(candidates(&p, json!({"CommandLine": 160})), [2]);
+        assert_eq!(candidates(&p, json!({"CommandLine": "x 16"})), [2]);
+        assert_eq!(candidates(&p, json!({"Other": 16})), [2]);
+        assert_eq!(
+            candidates(&p, json!({"Image": "C:\\Windows\\CMD.EXE"})),
+            [1, 2]
+        );
+        assert_eq!(
+            candidates(&p, json!({"Image": "C:\\Windows\\cmd.exe.bak"})),
+            [2]
+        );
+        assert_eq!(candidates(&p, json!({"Image": "x PowerShell"})), [1, 2]);
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub struct FieldCondition {
     pub all: bool,
     /// Lower-cased literals of which at least one must occur in the event for this item to
     /// hold; `None` when no such set exists (regex, null, negation …).
-    pub required: Option<Vec<String>>,
+    pub required: Option<Vec<Needle>>,
 }
 
 impl FieldCondition {
@@ -78,6 +78,16 @@ impl Search {
     }
 }
 
+/// A lower-cased literal of one rule value: text some event value must contain, or, when
+/// `exact`, be equal to (both lower-cased).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Needle {
+    /// The lower-cased text.
+    pub text: String,
+    /// Whether a matching value is the whole text, not only contains it.
+    pub exact: bool,
+}
+
 /// A lower-cased literal that must occur in the values of `field` (in any value of the
 /// event, for a keyword search) for some part of a condition to hold.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -86,11 +96,28 @@ pub struct Literal {
     pub field: Option<FieldId>,
     /// The lower-cased text.
     pub text: String,
+    /// Whether some value of the field must equal the text (lower-cased), not only contain
+    /// it. Never set for keyword searches.
+    pub exact: bool,
 }
 
-impl AsRef<str> for Literal {
-    fn as_ref(&self) -> &str {
-        &self.text
+/// How selective a literal is, for choosing among alternative sets: its length, and for an
+/// exact literal a little more (a whole value equal to `16` is rarer than a value holding
+/// `16`, but an EventID says little next to an image name).
+pub trait Selectivity {
+    /// The weight.
+    fn weight(&self) -> usize;
+}
+
+impl Selectivity for Needle {
+    fn weight(&self) -> usize {
+        self.text.len() + if self.exact { 2 } else { 0 }
+    }
+}
+
+impl Selectivity for Literal {
+    fn weight(&self) -> usize {
+        self.text.len() + if self.exact { 2 } else { 0 }
     }
 }
 
@@ -99,9 +126,11 @@ impl FieldCondition {
         let set = self.required.as_ref()?;
         Some(
             set.iter()
-                .map(|text| Literal {
+                .map(|n| Literal {
                     field: self.field,
-                    text: text.clone(),
+                    text: n.text.clone(),
+                    // A keyword is found anywhere in a value: equality is not required.
+                    exact: n.exact && self.field.is_some(),
                 })
                 .collect(),
         )
@@ -109,9 +138,9 @@ impl FieldCondition {
 }
 
 /// Among alternative literal sets that are each necessary, the most selective one.
-pub fn best_of<T: AsRef<str>>(sets: impl Iterator<Item = Option<Vec<T>>>) -> Option<Vec<T>> {
+pub fn best_of<T: Selectivity>(sets: impl Iterator<Item = Option<Vec<T>>>) -> Option<Vec<T>> {
     sets.flatten().filter(|s| !s.is_empty()).max_by_key(|s| {
-        s.iter().map(|l| l.as_ref().len()).min().unwrap_or(0) * 64 / s.len().clamp(1, 64)
+        s.iter().map(Selectivity::weight).min().unwrap_or(0) * 64 / s.len().clamp(1, 64)
     })
 }
 
@@ -416,7 +445,7 @@ fn compile_values(
         let (matchers, literals) =
             modifiers.compile_value(item, fields, &options.placeholders, warnings)?;
         values.push(matchers);
-        sets.push(literals.filter(|set| set.iter().all(|l| selective(l))));
+        sets.push(literals.filter(|set| set.iter().all(selective)));
     }
     let required = if modifiers.all {
         best_of(sets.into_iter())
@@ -436,11 +465,14 @@ fn compile_values(
 
 /// Whether a literal is worth looking for in the prefilter. One or two bytes (`" "`, `"."`,
 /// `" -e"` is fine) and short numbers (Sysmon's EventID `2`, a port `80`) occur several times
-/// in nearly every event, so finding them says little about the rule and reporting each
-/// occurrence costs more than evaluating the rule. A value whose literals are not all
-/// selective offers none; under `and` a sibling's literals then stand for the item.
-fn selective(literal: &str) -> bool {
-    literal.len() >= 3 && !(literal.len() < 4 && literal.bytes().all(|b| b.is_ascii_digit()))
+/// in nearly every event, so finding them inside values says little about the rule and
+/// reporting each occurrence costs more than evaluating the rule; a whole value equal to one
+/// (an exact literal, looked up, not searched for) is worth it. A value whose literals are
+/// not all selective offers none; under `and` a sibling's literals then stand for the item.
+fn selective(literal: &Needle) -> bool {
+    let text = &literal.text;
+    literal.exact
+        || (text.len() >= 3 && !(text.len() < 4 && text.bytes().all(|b| b.is_ascii_digit())))
 }
 
 /// The position of a node, for callers that report on a detection.

@@ -29,7 +29,7 @@ pub mod yaml;
 use std::collections::HashMap;
 
 pub use condition::{AggregateFunction, Aggregation, AggregationKind, Comparison};
-pub use detection::{CompileOptions, Detection, Literal};
+pub use detection::{CompileOptions, Detection, Literal, Needle, Selectivity};
 pub use error::{ErrorCode, Position, SigmaError};
 pub use event::{EventValue, EventView, ValueKind};
 pub use matcher::FieldId;

@@ -8,6 +8,7 @@ use ipnet::IpNet;
 use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
 
+use crate::detection::Needle;
 use crate::error::{ErrorCode, Position, SigmaError};
 use crate::matcher::{CompareOp, RefPosition, TimePart, ValueMatcher};
 use crate::pattern::{Pattern, StringMatcher, Token};
@@ -182,7 +183,7 @@ impl Modifiers {
         fields: &mut FieldTable,
         placeholders: &HashMap<String, Vec<String>>,
         warnings: &mut Vec<SigmaError>,
-    ) -> Result<(Vec<ValueMatcher>, Option<Vec<String>>), SigmaError> {
+    ) -> Result<(Vec<ValueMatcher>, Option<Vec<Needle>>), SigmaError> {
         let at = node.position;
         let err = |code, msg: String| SigmaError::new(code, at, msg);
         if self.exists {
@@ -340,8 +341,14 @@ impl Modifiers {
                 None => p,
             };
             let best = p.literals().max_by_key(|l| l.len()).map(str::to_lowercase);
+            // Without wildcards, transforms or a position the value matches only an event
+            // value equal to it (case aside; a canonical number's text is what events print),
+            // so its literal is the whole lower-cased value.
+            let exact = self.transforms.is_empty() && self.position.is_none() && !p.has_wildcards();
             match (best, literals.as_mut()) {
-                (Some(l), Some(ls)) if !l.is_empty() && !self.neq => ls.push(l),
+                (Some(text), Some(ls)) if !text.is_empty() && !self.neq => {
+                    ls.push(Needle { text, exact })
+                }
                 _ => literals = None,
             }
             let number = if is_number_exact && !p.has_wildcards() {
