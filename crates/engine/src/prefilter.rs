@@ -99,17 +99,45 @@ struct Group {
 struct FieldGroup {
     contained: Option<Group>,
     equal: foldhash::HashMap<Box<str>, Vec<u32>>,
+    /// Which byte lengths below 256 the `equal` literals have (bit per length), and whether
+    /// any is longer: a value of another length is not hashed at all.
+    equal_lengths: [u64; 4],
+    equal_long: bool,
 }
 
 impl FieldGroup {
+    fn new(contained: Option<Group>, equal: foldhash::HashMap<Box<str>, Vec<u32>>) -> Self {
+        let mut equal_lengths = [0u64; 4];
+        let mut equal_long = false;
+        for text in equal.keys() {
+            match text.len() {
+                n @ 0..256 => equal_lengths[n / 64] |= 1 << (n % 64),
+                _ => equal_long = true,
+            }
+        }
+        FieldGroup {
+            contained,
+            equal,
+            equal_lengths,
+            equal_long,
+        }
+    }
+
     /// Marks the owners of every literal one lower-cased value holds or equals.
     fn mark(&self, value: &str, out: &mut RuleBits, found: &mut Vec<u32>) {
         if let Some(group) = &self.contained {
             group.mark(value.as_bytes(), out, found);
         }
-        if let Some(owners) = self.equal.get(value) {
-            for &r in owners {
-                out.insert(r);
+        let n = value.len();
+        let may_equal = match n {
+            0..256 => self.equal_lengths[n / 64] & (1 << (n % 64)) != 0,
+            _ => self.equal_long,
+        };
+        if may_equal {
+            if let Some(owners) = self.equal.get(value) {
+                for &r in owners {
+                    out.insert(r);
+                }
             }
         }
     }
@@ -326,7 +354,7 @@ impl Prefilter {
                 let equal = std::mem::take(&mut g.equal);
                 let contained = nonempty(g, &mut always);
                 (contained.is_some() || !equal.is_empty())
-                    .then_some(FieldGroup { contained, equal })
+                    .then(|| FieldGroup::new(contained, equal))
             })
             .collect();
         Prefilter {
@@ -470,6 +498,17 @@ mod tests {
             [2]
         );
         assert_eq!(candidates(&p, json!({"Image": "x PowerShell"})), [1, 2]);
+        // Values are looked up only at the lengths exact literals have, long ones included.
+        let long = "a".repeat(300);
+        let p = Prefilter::new(&[Some(vec![equal(0, &long)])], 0..1);
+        assert_eq!(
+            candidates(&p, json!({"CommandLine": long.to_uppercase()})),
+            [0]
+        );
+        assert_eq!(
+            candidates(&p, json!({"CommandLine": "a".repeat(299)})),
+            Vec::<u32>::new()
+        );
     }
 
     #[test]
