@@ -159,7 +159,11 @@ impl<'a> EventRecord<'a> {
         let mut start = 0;
         std::iter::from_fn(move || {
             let id = *self.field_ids.get(start)?;
-            let len = self.field_ids[start..].partition_point(|f| *f == id);
+            // Runs are short (most fields have one value): a linear scan beats a search.
+            let len = self.field_ids[start..]
+                .iter()
+                .position(|f| *f != id)
+                .unwrap_or(self.field_ids.len() - start);
             let run = &self.values[start..start + len];
             start += len;
             Some((id, run))
