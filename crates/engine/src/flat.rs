@@ -12,13 +12,12 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::hash::BuildHasher;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use foundry_sigma::FieldId;
 
-use crate::record::PathTrie;
+use crate::record::{key_hash, PathTrie};
 
 /// One leaf of an event.
 #[derive(Debug, Clone, Copy)]
@@ -193,16 +192,19 @@ impl<'de> Visitor<'de> for Walker<'_, '_> {
             });
             self.out.leaves.len() - 1
         });
-        let hasher = foldhash::fast::FixedState::default();
-        // This object's key hashes sit on top of the shared stack, above its parents'.
+        // This object's key hashes sit on top of the shared stack, above its parents'; a
+        // 256-bit filter of them spares the scan for nearly every key that is new.
         let base = self.out.keys.len();
+        let mut seen = [0u64; 4];
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            let hash = hasher.hash_one(key.as_ref());
-            if self.out.keys[base..].contains(&hash) {
+            let hash = key_hash(&key);
+            let bit = (hash >> 56) as usize;
+            if seen[bit / 64] & (1 << (bit % 64)) != 0 && self.out.keys[base..].contains(&hash) {
                 return Err(de::Error::custom("repeated key"));
             }
+            seen[bit / 64] |= 1 << (bit % 64);
             self.out.keys.push(hash);
-            let child = self.node.and_then(|n| n.child(&key));
+            let child = self.node.and_then(|n| n.child_hashed(&key, hash));
             let first = self.out.leaves.len();
             let scalar = map.next_value_seed(Walker {
                 node: child,

@@ -5,7 +5,6 @@
 //! rule can ask about are sorted into per-field slots; every other leaf still lands in the
 //! list that keyword searches and the literal prefilter read.
 
-use foldhash::HashMap;
 use serde_json::Value;
 
 use foundry_sigma::{EventValue, EventView, FieldId, ValueKind};
@@ -15,10 +14,19 @@ use crate::flat::{FlatEvent, FlatKind, FlatLeaf};
 /// A trie over object keys, built once per rule set.
 #[derive(Debug, Default, Clone)]
 pub struct PathTrie {
-    children: HashMap<String, PathTrie>,
+    /// Children by key, hashed with [`key_hash`] (so a caller that hashed a key already, as
+    /// the direct decoder does for its repeated-key check, does not hash it again).
+    children: hashbrown::HashTable<(Box<str>, PathTrie)>,
     /// The child for a `*` segment: any one key.
     any: Option<Box<PathTrie>>,
     fields: Vec<FieldId>,
+}
+
+/// The hash of an object key that [`PathTrie`] lookups take (fixed, not per process: the
+/// trie's keys are the rules' field names, not event data).
+pub(crate) fn key_hash(key: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::default().hash_one(key)
 }
 
 impl PathTrie {
@@ -29,7 +37,13 @@ impl PathTrie {
             node = if seg == "*" {
                 node.any.get_or_insert_with(Default::default)
             } else {
-                node.children.entry(seg.to_string()).or_default()
+                let entry =
+                    node.children
+                        .entry(key_hash(seg), |(k, _)| **k == *seg, |(k, _)| key_hash(k));
+                &mut entry
+                    .or_insert_with(|| (seg.into(), PathTrie::default()))
+                    .into_mut()
+                    .1
             };
         }
         if !node.fields.contains(&field) {
@@ -42,17 +56,32 @@ impl PathTrie {
         &self.fields
     }
 
+    fn get(&self, key: &str, hash: u64) -> Option<&PathTrie> {
+        self.children
+            .find(hash, |(k, _)| **k == *key)
+            .map(|(_, c)| c)
+    }
+
     pub(crate) fn child(&self, key: &str) -> Option<&PathTrie> {
         if self.children.is_empty() {
             return self.any.as_deref();
         }
-        if let Some(c) = self.children.get(key) {
+        self.child_hashed(key, key_hash(key))
+    }
+
+    /// [`PathTrie::child`] for a key whose [`key_hash`] is `hash`.
+    pub(crate) fn child_hashed(&self, key: &str, hash: u64) -> Option<&PathTrie> {
+        if self.children.is_empty() {
+            return self.any.as_deref();
+        }
+        if let Some(c) = self.get(key, hash) {
             return Some(c);
         }
         // Windows renders some EventData names with spaces ("Threat Name"); Sigma rules
         // name them without ("ThreatName").
         if key.contains(' ') {
-            if let Some(c) = self.children.get(&key.replace(' ', "")) {
+            let joined = key.replace(' ', "");
+            if let Some(c) = self.get(&joined, key_hash(&joined)) {
                 return Some(c);
             }
         }
@@ -64,7 +93,7 @@ impl PathTrie {
         if key.contains('.') {
             let mut node = self;
             for seg in key.split('.') {
-                node = node.children.get(seg)?;
+                node = node.get(seg, key_hash(seg))?;
             }
             return Some(node);
         }
