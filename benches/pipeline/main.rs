@@ -13,7 +13,7 @@
 //!
 //! `cargo bench -p foundry-benches --bench pipeline` (env `PIPELINE_EVENTS`, default 20,000:
 //! OTRF Windows events from `../shared/corpus`, repeated as needed, with SigmaHQ's Windows
-//! rules and the Windows mapping).
+//! rules and the shipped mappings; `PIPELINE_BATCH`, default 500: records per batch).
 
 // Configurations are written setting by setting, as a reader compares them with the TOML.
 #![allow(clippy::field_reassign_with_default)]
@@ -54,7 +54,10 @@ fn base_config() -> WorkerConfig {
         repo().join("config/mappings/windows.toml"),
         repo().join("config/mappings/cloud-and-syslog.toml"),
     ];
-    c.batch_size = 500;
+    c.batch_size = std::env::var("PIPELINE_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
     c.max_in_flight = 20_000;
     c
 }
@@ -77,7 +80,7 @@ fn engine_alone(config: &WorkerConfig, events: &[Vec<u8>]) -> (Cost, usize) {
             .map(|(i, bytes)| {
                 let origin = EventOrigin {
                     source: "bench".into(),
-                    offset: (b * 500 + i) as u64,
+                    offset: (b * config.batch_size + i) as u64,
                     ..Default::default()
                 };
                 // What the worker's evaluate stage runs per record.
