@@ -63,9 +63,6 @@ impl PathTrie {
     }
 
     pub(crate) fn child(&self, key: &str) -> Option<&PathTrie> {
-        if self.children.is_empty() {
-            return self.any.as_deref();
-        }
         self.child_hashed(key, key_hash(key))
     }
 
@@ -105,9 +102,9 @@ impl PathTrie {
 pub struct EventRecord<'a> {
     values: Vec<EventValue<'a>>,
     field_ids: Vec<FieldId>,
-    /// For a directly decoded event, its string text lower-cased (ASCII letters) in one
-    /// piece, and whether all of it is ASCII (see [`EventRecord::haystacks`]).
-    lower_text: Option<(&'a str, bool)>,
+    /// For a directly decoded event, its text lower-cased (ASCII letters) in one piece (see
+    /// [`EventRecord::haystacks`]).
+    lower_text: Option<&'a str>,
 }
 
 impl<'a> EventRecord<'a> {
@@ -160,7 +157,7 @@ impl<'a> EventRecord<'a> {
         EventRecord {
             values,
             field_ids,
-            lower_text: Some((&event.lower, all_ascii)),
+            lower_text: Some(&event.lower),
         }
     }
 
@@ -206,15 +203,11 @@ impl<'a> EventRecord<'a> {
     pub fn haystacks<'s>(&'s self, out: &'s mut Vec<u8>) -> [&'s [u8]; 2] {
         out.clear();
         match self.lower_text {
-            Some((lower, all_ascii)) => {
-                // Numbers, booleans and strings the ASCII lower-casing cannot stand for.
+            Some(lower) => {
+                // The values whose text is not in the lower-cased copy: `from_flat` gives
+                // exactly the ASCII strings and the integers their text from it.
                 for v in &self.values {
-                    let held = match &v.kind {
-                        ValueKind::Str(s) => all_ascii || s.is_ascii(),
-                        ValueKind::Number(_) => v.has_given_text(),
-                        _ => false,
-                    };
-                    if let (false, Some(t)) = (held, v.lower()) {
+                    if let (false, Some(t)) = (v.has_given_text(), v.lower()) {
                         out.extend_from_slice(t.as_bytes());
                         out.push(0);
                     }

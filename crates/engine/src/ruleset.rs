@@ -64,8 +64,9 @@ pub struct RuleSet {
     classes: Vec<LogsourceClass>,
     /// The prefilter over every rule, for merged routes.
     prefilter: Prefilter,
-    /// The fields classifiers read, each with every value some classifier accepts.
-    route_fields: Vec<(FieldId, foldhash::HashSet<String>)>,
+    /// The fields classifiers read, each with every value some classifier accepts and
+    /// whether one accepts any value (`*`).
+    route_fields: Vec<(FieldId, foldhash::HashSet<String>, bool)>,
     /// Routes by an event's route key (see `route_key`).
     classified_routes: RwLock<foldhash::HashMap<String, Arc<Route>>>,
     /// Routes by the logsource an input declares.
@@ -159,12 +160,15 @@ impl RuleSet {
                 prefilter: Prefilter::new(&sets, ids),
             })
             .collect();
-        let mut route_fields: Vec<(FieldId, foldhash::HashSet<String>)> = Vec::new();
+        let mut route_fields: Vec<(FieldId, foldhash::HashSet<String>, bool)> = Vec::new();
         for (f, want) in classifiers.iter().flat_map(|c| &c.conditions) {
-            match route_fields.iter_mut().find(|(g, _)| g == f) {
-                Some((_, values)) => values.extend(want.iter().cloned()),
-                None => route_fields.push((*f, want.iter().cloned().collect())),
+            match route_fields.iter_mut().find(|(g, _, _)| g == f) {
+                Some((_, values, _)) => values.extend(want.iter().cloned()),
+                None => route_fields.push((*f, want.iter().cloned().collect(), false)),
             }
+        }
+        for (_, values, any) in &mut route_fields {
+            *any = values.contains(ANY_VALUE);
         }
         let stats = prefilter.stats();
         tracing::debug!(
@@ -292,10 +296,10 @@ impl RuleSet {
     fn route_key(&self, record: &EventRecord<'_>) -> String {
         use foundry_sigma::EventView as _;
         let mut key = String::new();
-        for (f, accepted) in &self.route_fields {
+        for (f, accepted, any) in &self.route_fields {
             let values = record.field(*f).unwrap_or(&[]);
             // A classifier that accepts any value (`*`) sees whether the field has one.
-            if accepted.contains(ANY_VALUE) && values.iter().any(|v| v.text().is_some()) {
+            if *any && values.iter().any(|v| v.text().is_some()) {
                 key.push('\u{1d}');
             }
             for t in values.iter().filter_map(|v| v.lower()) {
