@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use foundry_engine::{
-    EventOrigin, Mapping, RuleSet, RuleSetBuilder, RuleSource, SourceKind, SourceMeta,
+    EventOrigin, LoadReport, Mapping, RuleSet, RuleSetBuilder, RuleSource, SourceKind, SourceMeta,
 };
 use serde_json::Value;
 
@@ -21,18 +21,27 @@ pub fn windows_mapping() -> Mapping {
     Mapping::from_file(&repo().join("config/mappings/windows.toml")).expect("windows mapping")
 }
 
-/// A rule set from rule texts (Sigma unless a text starts with `rule` or `private rule`).
+/// A strict rule set from Sigma rule texts.
 pub fn set_from_texts(texts: &[&str]) -> RuleSet {
+    build(texts, None).0
+}
+
+/// A strict rule set from Sigma rule texts (files `0.yml`, `1.yml` …), with a mapping if
+/// given, and what loading it found.
+pub fn build(texts: &[&str], mapping: Option<Mapping>) -> (RuleSet, LoadReport) {
     let mut b = RuleSetBuilder::new().strict(true);
+    if let Some(m) = mapping {
+        b = b.mapping(m);
+    }
     for (i, t) in texts.iter().enumerate() {
         b.add_source(RuleSource {
-            path: format!("rule{i}.yml"),
+            path: format!("{i}.yml"),
             text: t.to_string(),
             kind: SourceKind::Sigma,
             meta: SourceMeta::default(),
         });
     }
-    b.build().expect("rules compile").0
+    b.build().expect("rules compile")
 }
 
 /// Which of `events` the set's rules hit (any rule).

@@ -533,16 +533,7 @@ fn v1_aggregation_rules_compile_but_never_fire_per_event() {
                    outcome: failure\n  timeframe: 10m\n  condition: selection | count() by host > 2\n";
     let plain = "title: plain\nlogsource: {product: linux}\ndetection:\n  selection:\n    \
                  outcome: success\n  condition: selection\n";
-    let mut b = RuleSetBuilder::new().strict(true);
-    for (i, t) in [counted, plain].iter().enumerate() {
-        b.add_source(RuleSource {
-            path: format!("{i}.yml"),
-            text: t.to_string(),
-            kind: SourceKind::Sigma,
-            meta: SourceMeta::default(),
-        });
-    }
-    let (set, report) = b.build().expect("both compile");
+    let (set, report) = common::build(&[counted, plain], None);
     assert_eq!(report.sigma_rules, 1, "only the plain rule evaluates");
     assert_eq!(report.aggregations_not_evaluated.len(), 1);
     assert!(report.aggregations_not_evaluated[0].contains("count() by host > 2"));
@@ -567,18 +558,7 @@ fn v1_aggregation_rules_compile_but_never_fire_per_event() {
 fn routing_sends_events_only_to_rules_of_their_logsource() {
     let sysmon = "title: a\nlogsource: {product: windows, category: process_creation}\ndetection:\n  s:\n    Image|endswith: '\\x.exe'\n  condition: s\n";
     let security = "title: b\nlogsource: {product: windows, service: security}\ndetection:\n  s:\n    Image|endswith: '\\x.exe'\n  condition: s\n";
-    let mut b = RuleSetBuilder::new()
-        .strict(true)
-        .mapping(common::windows_mapping());
-    for (i, t) in [sysmon, security].iter().enumerate() {
-        b.add_source(RuleSource {
-            path: format!("{i}.yml"),
-            text: t.to_string(),
-            kind: SourceKind::Sigma,
-            meta: SourceMeta::default(),
-        });
-    }
-    let set = b.build().unwrap().0;
+    let set = common::build(&[sysmon, security], Some(common::windows_mapping())).0;
     let ev =
         |c: &str, id: u32| serde_json::json!({"Channel": c, "EventID": id, "Image": "C:\\x.exe"});
     let titles = |e: &Value| -> Vec<String> {
@@ -627,16 +607,8 @@ fn every_corpus_layout_reaches_only_rules_of_its_own_logsource() {
         )
         .expect("cloud mapping"),
     );
-    let mut b = RuleSetBuilder::new().strict(true).mapping(mapping);
-    for (i, t) in rules.iter().enumerate() {
-        b.add_source(RuleSource {
-            path: format!("{i}.yml"),
-            text: t.clone(),
-            kind: SourceKind::Sigma,
-            meta: SourceMeta::default(),
-        });
-    }
-    let set = b.build().unwrap().0;
+    let texts: Vec<&str> = rules.iter().map(String::as_str).collect();
+    let set = common::build(&texts, Some(mapping)).0;
     let titles = |e: Value| -> Vec<String> {
         let mut t: Vec<String> = set
             .evaluate(&e, &Default::default(), None)

@@ -33,6 +33,8 @@ pub struct Aggregation {
     pub kind: AggregationKind,
     /// The aggregation as written, after the `|`, trimmed.
     pub text: String,
+    /// Where its `|` stands in the rule file.
+    pub position: Position,
 }
 
 /// The two forms of a v1 aggregation.
@@ -113,7 +115,15 @@ pub fn parse_aggregated(
         line: at.line,
         column: at.column + offset,
     };
-    Ok((condition, Some(parse_aggregation(right, names, at_right)?)))
+    let aggregation = Aggregation {
+        kind: parse_aggregation(right, names, at_right)?,
+        text: right.trim().to_string(),
+        position: Position {
+            line: at.line,
+            column: at.column + offset - 1,
+        },
+    };
+    Ok((condition, Some(aggregation)))
 }
 
 /// Parses what follows the `|`; `at` is the position of its first character.
@@ -121,7 +131,7 @@ fn parse_aggregation(
     text: &str,
     names: &[String],
     at: Position,
-) -> Result<Aggregation, SigmaError> {
+) -> Result<AggregationKind, SigmaError> {
     let chars: Vec<char> = text.chars().collect();
     let err = |i: usize, msg: String, expected: &str| {
         SigmaError::new(
@@ -162,10 +172,7 @@ fn parse_aggregation(
                     column: at.column + i,
                 },
             )?;
-            return Ok(Aggregation {
-                kind: AggregationKind::Near(inner),
-                text: text.trim().to_string(),
-            });
+            return Ok(AggregationKind::Near(inner));
         }
         "count" => AggregateFunction::Count,
         "min" => AggregateFunction::Min,
@@ -247,15 +254,12 @@ fn parse_aggregation(
                 "a number after the comparison",
             )
         })?;
-    Ok(Aggregation {
-        kind: AggregationKind::Function {
-            function,
-            field,
-            group_by,
-            op,
-            threshold,
-        },
-        text: text.trim().to_string(),
+    Ok(AggregationKind::Function {
+        function,
+        field,
+        group_by,
+        op,
+        threshold,
     })
 }
 
@@ -660,38 +664,53 @@ mod tests {
             .kind
     }
 
+    fn counted(
+        function: AggregateFunction,
+        field: Option<&str>,
+        group_by: Option<&str>,
+        op: Comparison,
+        threshold: f64,
+    ) -> AggregationKind {
+        AggregationKind::Function {
+            function,
+            field: field.map(String::from),
+            group_by: group_by.map(String::from),
+            op,
+            threshold,
+        }
+    }
+
     #[test]
     fn v1_aggregations_parse_into_their_parts() {
-        assert_eq!(
-            function("selection and not filter | count(TargetUserName) by IpAddress > 10"),
-            AggregationKind::Function {
-                function: AggregateFunction::Count,
-                field: Some("TargetUserName".into()),
-                group_by: Some("IpAddress".into()),
-                op: Comparison::Gt,
-                threshold: 10.0,
-            }
-        );
-        assert_eq!(
-            function("selection | count() > 5"),
-            AggregationKind::Function {
-                function: AggregateFunction::Count,
-                field: None,
-                group_by: None,
-                op: Comparison::Gt,
-                threshold: 5.0,
-            }
-        );
-        assert_eq!(
-            function("selection | sum(message_size) by src_ip >= 300000"),
-            AggregationKind::Function {
-                function: AggregateFunction::Sum,
-                field: Some("message_size".into()),
-                group_by: Some("src_ip".into()),
-                op: Comparison::Gte,
-                threshold: 300000.0,
-            }
-        );
+        use AggregateFunction::{Count, Sum};
+        for (text, want) in [
+            (
+                "selection and not filter | count(TargetUserName) by IpAddress > 10",
+                counted(
+                    Count,
+                    Some("TargetUserName"),
+                    Some("IpAddress"),
+                    Comparison::Gt,
+                    10.0,
+                ),
+            ),
+            (
+                "selection | count() > 5",
+                counted(Count, None, None, Comparison::Gt, 5.0),
+            ),
+            (
+                "selection | sum(message_size) by src_ip >= 300000",
+                counted(
+                    Sum,
+                    Some("message_size"),
+                    Some("src_ip"),
+                    Comparison::Gte,
+                    300000.0,
+                ),
+            ),
+        ] {
+            assert_eq!(function(text), want, "{text}");
+        }
         assert_eq!(
             function("selection |near filter"),
             AggregationKind::Near(Condition::Search(1))

@@ -109,15 +109,19 @@ pub trait Selectivity {
     fn weight(&self) -> usize;
 }
 
+fn weight(text: &str, exact: bool) -> usize {
+    text.len() + if exact { 2 } else { 0 }
+}
+
 impl Selectivity for Needle {
     fn weight(&self) -> usize {
-        self.text.len() + if self.exact { 2 } else { 0 }
+        weight(&self.text, self.exact)
     }
 }
 
 impl Selectivity for Literal {
     fn weight(&self) -> usize {
-        self.text.len() + if self.exact { 2 } else { 0 }
+        weight(&self.text, self.exact)
     }
 }
 
@@ -154,8 +158,6 @@ pub struct Detection {
     /// A Sigma v1 aggregation after the condition (`| count() by x > 5`), if any; a rule
     /// with one is not evaluated per event.
     pub aggregation: Option<Aggregation>,
-    /// The v1 `timeframe` the aggregation spans, as written.
-    pub timeframe: Option<String>,
 }
 
 impl Detection {
@@ -267,7 +269,6 @@ pub fn compile(
     };
     let mut searches = Vec::new();
     let mut condition_nodes: Vec<&Node> = Vec::new();
-    let mut timeframe = None;
     for (key, value) in entries {
         let Some(name) = key.scalar_text() else {
             return Err(SigmaError::new(
@@ -281,7 +282,7 @@ pub fn compile(
                 NodeValue::Seq(items) => condition_nodes.extend(items.iter()),
                 _ => condition_nodes.push(value),
             },
-            "timeframe" => timeframe = value.scalar_text(),
+            "timeframe" => {}
             _ => searches.push(compile_search(&name, value, fields, options, warnings)?),
         }
     }
@@ -317,7 +318,6 @@ pub fn compile(
         searches,
         condition,
         aggregation,
-        timeframe,
     })
 }
 

@@ -122,7 +122,7 @@ impl<'a> EventValue<'a> {
 
 /// Lower-cased text, borrowed when it already is. Most event text is ASCII, which lower-cases
 /// byte by byte.
-pub fn lowercase(s: &str) -> Cow<'_, str> {
+fn lowercase(s: &str) -> Cow<'_, str> {
     if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) {
         Cow::Borrowed(s)
     } else if s.is_ascii() {

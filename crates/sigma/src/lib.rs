@@ -267,7 +267,7 @@ pub fn compile_filter(
     if let Some(agg) = &detection.aggregation {
         return Err(SigmaError::new(
             ErrorCode::ConditionSyntax,
-            doc.detection.position,
+            agg.position,
             format!("a filter cannot aggregate ('| {}')", agg.text),
         )
         .expected("a condition without '|'"));

@@ -87,3 +87,13 @@ fn aliases_that_nest_anchors_past_the_depth_limit_are_refused_not_a_stack_overfl
     let e = parse_documents(&text).unwrap_err();
     assert_eq!(e.code, ErrorCode::YamlSyntax);
 }
+
+#[test]
+fn a_filter_with_an_aggregation_is_refused_at_its_bar() {
+    // `  condition: sel | count() > 5`: the value starts in column 14, its `|` in column 18.
+    let text = "title: f\nlogsource: {product: windows}\nfilter:\n  rules: [x]\n  sel:\n    \
+                a: 1\n  condition: sel | count() > 5\n";
+    let e = check(text).unwrap_err();
+    assert_eq!(e.code, ErrorCode::ConditionSyntax);
+    assert_eq!((e.position.line, e.position.column), (7, 18), "{e}");
+}

@@ -34,46 +34,60 @@ fn l(field: &str, text: &str, exact: bool) -> (String, String, bool) {
     (field.into(), text.into(), exact)
 }
 
+/// The literals of a rule whose one search `s` holds the item (`Field|mods: value`).
+fn of_item(item: &str) -> Option<Vec<(String, String, bool)>> {
+    literals(&format!("  s:\n    {item}\n  condition: s\n"))
+}
+
+type Case<'a> = (&'a str, Option<Vec<(String, String, bool)>>);
+
+fn check_items(cases: Vec<Case<'_>>) {
+    for (item, want) in cases {
+        assert_eq!(of_item(item), want, "{item}");
+    }
+}
+
 #[test]
 fn plain_values_are_exact_literals_and_short_numbers_count_then() {
-    assert_eq!(
-        literals("  s:\n    EventID: [16, 4688]\n  condition: s\n"),
-        Some(vec![l("EventID", "16", true), l("EventID", "4688", true)])
-    );
-    assert_eq!(
-        literals("  s:\n    Image: 'C:\\Windows\\CMD.exe'\n  condition: s\n"),
-        Some(vec![l("Image", "c:\\windows\\cmd.exe", true)])
-    );
+    check_items(vec![
+        (
+            "EventID: [16, 4688]",
+            Some(vec![l("EventID", "16", true), l("EventID", "4688", true)]),
+        ),
+        (
+            "Image: 'C:\\Windows\\CMD.exe'",
+            Some(vec![l("Image", "c:\\windows\\cmd.exe", true)]),
+        ),
+    ]);
 }
 
 #[test]
 fn wildcards_positions_and_transforms_ask_only_for_containment() {
-    assert_eq!(
-        literals("  s:\n    Image|endswith: '\\cmd.exe'\n  condition: s\n"),
-        Some(vec![l("Image", "\\cmd.exe", false)])
-    );
-    assert_eq!(
-        literals("  s:\n    Image: '*\\rundll32.exe'\n  condition: s\n"),
-        Some(vec![l("Image", "\\rundll32.exe", false)])
-    );
-    // `\*` is an escaped star, not a wildcard: the value is plain.
-    assert_eq!(
-        literals("  s:\n    Image: 'C:\\*\\rundll32.exe'\n  condition: s\n"),
-        Some(vec![l("Image", "c:*\\rundll32.exe", true)])
-    );
-    assert_eq!(
-        literals("  s:\n    CommandLine|windash|contains: '-encoded'\n  condition: s\n"),
-        Some(vec![l("CommandLine", "encoded", false)])
-    );
+    check_items(vec![
+        (
+            "Image|endswith: '\\cmd.exe'",
+            Some(vec![l("Image", "\\cmd.exe", false)]),
+        ),
+        (
+            "Image: '*\\rundll32.exe'",
+            Some(vec![l("Image", "\\rundll32.exe", false)]),
+        ),
+        // `\*` is an escaped star, not a wildcard: the value is plain.
+        (
+            "Image: 'C:\\*\\rundll32.exe'",
+            Some(vec![l("Image", "c:*\\rundll32.exe", true)]),
+        ),
+        (
+            "CommandLine|windash|contains: '-encoded'",
+            Some(vec![l("CommandLine", "encoded", false)]),
+        ),
+        // A short number inside a value says too little: a position makes it no set at all.
+        ("Port|startswith: 80", None),
+    ]);
     // Keywords are found anywhere in a value, never by equality.
     assert_eq!(
         literals("  keywords:\n    - 'Mimikatz'\n  condition: keywords\n"),
         Some(vec![l("*", "mimikatz", false)])
-    );
-    // A short number inside a value says too little: a position makes it no set at all.
-    assert_eq!(
-        literals("  s:\n    Port|startswith: 80\n  condition: s\n"),
-        None
     );
 }
 
@@ -84,15 +98,11 @@ fn under_and_the_most_selective_set_stands_for_the_rule() {
         literals("  s:\n    EventID: 1\n    Image|endswith: '\\certutil.exe'\n  condition: s\n"),
         Some(vec![l("Image", "\\certutil.exe", false)])
     );
-    // A number written other than events print it matches numerically: no literal. Quoted,
-    // it is text, and only the same text matches.
-    assert_eq!(literals("  s:\n    EventID: 0016\n  condition: s\n"), None);
-    assert_eq!(
-        literals("  s:\n    EventID: '0016'\n  condition: s\n"),
-        Some(vec![l("EventID", "0016", true)])
-    );
-    assert_eq!(
-        literals("  s:\n    EventID|neq: 16\n  condition: s\n"),
-        None
-    );
+    check_items(vec![
+        // A number written other than events print it matches numerically: no literal.
+        // Quoted, it is text, and only the same text matches.
+        ("EventID: 0016", None),
+        ("EventID: '0016'", Some(vec![l("EventID", "0016", true)])),
+        ("EventID|neq: 16", None),
+    ]);
 }
