@@ -160,7 +160,7 @@ fn compile_and_swap() {
 
 /// Corpus events, handed out endlessly; each batch's fetch time is noted by its first offset.
 struct Stream {
-    pool: Vec<Vec<u8>>,
+    pool: Vec<bytes::Bytes>,
     next: u64,
     stop: Arc<AtomicBool>,
     fetched_at: Arc<Mutex<Vec<(i64, Instant)>>>,
@@ -248,7 +248,10 @@ fn latency_during_reloads() {
     let done_at = Arc::new(Mutex::new(Vec::new()));
     let hits = Arc::new(AtomicU64::new(0));
     let source = Stream {
-        pool: foundry_benches::windows_lines(20_000),
+        pool: foundry_benches::windows_lines(20_000)
+            .into_iter()
+            .map(Into::into)
+            .collect(),
         next: 0,
         stop: stop.clone(),
         fetched_at: fetched_at.clone(),

@@ -108,10 +108,19 @@ pub fn windows_lines(n: usize) -> Vec<Vec<u8>> {
 
 /// CPU time this process has used so far (every thread, live or ended), from `getrusage`.
 pub fn process_cpu() -> std::time::Duration {
+    rusage_cpu(libc::RUSAGE_SELF)
+}
+
+/// CPU time the calling thread has used so far.
+pub fn thread_cpu() -> std::time::Duration {
+    rusage_cpu(libc::RUSAGE_THREAD)
+}
+
+fn rusage_cpu(who: libc::c_int) -> std::time::Duration {
     // SAFETY: `getrusage` only writes the struct it is given.
     let usage = unsafe {
         let mut u: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        libc::getrusage(who, &mut u);
         u
     };
     let tv = |t: libc::timeval| {

@@ -1,6 +1,9 @@
 //! Which input offsets are safe to commit: the at-least-once bookkeeping.
 
 use std::collections::{BTreeSet, HashMap};
+
+/// Every partition's track, by partition (a fast hash: looked up twice per record).
+type Tracks = HashMap<PartitionKey, PartitionTrack, foldhash::fast::RandomState>;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -75,8 +78,12 @@ impl PartitionTrack {
 /// The number of registered, incomplete records is the *in-flight* count. The source stops
 /// taking records at [`Delivery::limit`], which bounds memory whatever the output does.
 pub struct Delivery {
-    tracks: Mutex<HashMap<PartitionKey, PartitionTrack>>,
+    tracks: Mutex<Tracks>,
     changed: Condvar,
+    /// Threads waiting on `changed`, counted under the lock. A completion wakes the condition
+    /// variable only when someone waits: a wake is a system call, and most records complete
+    /// while nobody does.
+    waiters: AtomicUsize,
     in_flight: AtomicUsize,
     limit: usize,
     gauge: prometheus::IntGauge,
@@ -86,17 +93,34 @@ impl Delivery {
     /// Bookkeeping that pauses the input at `limit` records in flight; `gauge` mirrors the count.
     pub fn new(limit: usize, gauge: prometheus::IntGauge) -> Arc<Delivery> {
         Arc::new(Delivery {
-            tracks: Mutex::new(HashMap::new()),
+            tracks: Mutex::new(Tracks::default()),
             changed: Condvar::new(),
+            waiters: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             limit,
             gauge,
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<PartitionKey, PartitionTrack>> {
+    fn lock(&self) -> MutexGuard<'_, Tracks> {
         // A panic elsewhere must not stop acknowledgements from being counted.
         self.tracks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits on `changed` for at most `wait`, counted as a waiter meanwhile.
+    fn wait_changed<'a>(
+        &self,
+        tracks: MutexGuard<'a, Tracks>,
+        wait: Duration,
+    ) -> MutexGuard<'a, Tracks> {
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        let tracks = self
+            .changed
+            .wait_timeout(tracks, wait)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+        tracks
     }
 
     /// The in-flight bound.
@@ -229,10 +253,14 @@ impl Delivery {
         if let Some(t) = tracks.get_mut(key).filter(|t| t.epoch == epoch) {
             t.pending.remove(&offset);
         }
-        drop(tracks);
+        // Both under the lock, so a waiter that checked before this completion is counted.
         let n = self.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
+        let wake = self.waiters.load(Ordering::Relaxed) > 0;
+        drop(tracks);
         self.gauge.set(n as i64);
-        self.changed.notify_all();
+        if wake {
+            self.changed.notify_all();
+        }
     }
 
     /// Offsets that moved since they were last handed out, marked as handed out. With
@@ -295,26 +323,8 @@ impl Delivery {
             if now >= deadline {
                 return false;
             }
-            let wait = (deadline - now).min(Duration::from_millis(100));
-            tracks = self
-                .changed
-                .wait_timeout(tracks, wait)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            tracks = self.wait_changed(tracks, (deadline - now).min(Duration::from_millis(100)));
         }
-    }
-
-    /// Waits until the in-flight count is below the limit, or `wait` passes.
-    pub fn wait_for_room(&self, wait: Duration) -> bool {
-        if self.in_flight() < self.limit {
-            return true;
-        }
-        let tracks = self.lock();
-        let _ = self
-            .changed
-            .wait_timeout_while(tracks, wait, |_| self.in_flight() >= self.limit)
-            .unwrap_or_else(|e| e.into_inner());
-        self.in_flight() < self.limit
     }
 }
 

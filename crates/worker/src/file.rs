@@ -73,7 +73,7 @@ impl FileSource {
                             key: key.clone(),
                             offset: line,
                             record_key: None,
-                            payload: buf,
+                            payload: buf.into(),
                             headers: Vec::new(),
                             hint: None,
                             kafka: false,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
@@ -156,6 +156,18 @@ fn offset_list(offsets: &[CommitOffset]) -> rdkafka::error::KafkaResult<TopicPar
         tpl.add_partition_offset(&o.key.topic, o.key.partition, Offset::Offset(o.offset))?;
     }
     Ok(tpl)
+}
+
+/// A fetched message kept whole for its payload: see [`KafkaSource::payload_of`].
+struct FetchedPayload {
+    message: BorrowedMessage<'static>,
+    _consumer: Arc<BaseConsumer<ConsumerCallbacks>>,
+}
+
+impl AsRef<[u8]> for FetchedPayload {
+    fn as_ref(&self) -> &[u8] {
+        self.message.payload().unwrap_or_default()
+    }
 }
 
 /// The consumer-group source.
@@ -301,7 +313,25 @@ pub fn connect(
 }
 
 impl KafkaSource {
-    fn record_of(&mut self, m: &rdkafka::message::BorrowedMessage<'_>) -> RawRecord {
+    /// The message's payload without copying it: the bytes stay in librdkafka's fetch buffer
+    /// until the last reference to them is dropped.
+    fn payload_of(&self, m: BorrowedMessage<'_>) -> bytes::Bytes {
+        if m.payload_len() == 0 {
+            return bytes::Bytes::new();
+        }
+        // SAFETY: a consumer's message is valid for as long as the consumer lives (that is
+        // all its lifetime stands for); `FetchedPayload` keeps the consumer alive and drops
+        // the message first (fields drop in declaration order). librdkafka lets a message be
+        // destroyed on any thread, and rdkafka marks it `Send`.
+        let message =
+            unsafe { std::mem::transmute::<BorrowedMessage<'_>, BorrowedMessage<'static>>(m) };
+        bytes::Bytes::from_owner(FetchedPayload {
+            message,
+            _consumer: self.consumer.clone(),
+        })
+    }
+
+    fn record_of(&mut self, m: BorrowedMessage<'_>) -> RawRecord {
         let topic = match self.topics.get(m.topic()) {
             Some(t) => t.clone(),
             None => {
@@ -323,14 +353,16 @@ impl KafkaSource {
             partition: m.partition(),
         };
         let epoch = Some(self.consumer.context().delivery.epoch(&key));
+        let (offset, record_key) = (m.offset(), m.key().map(<[u8]>::to_vec));
+        let hint = self.hints.get(m.topic()).cloned().flatten();
         RawRecord {
             key,
             epoch,
-            offset: m.offset(),
-            record_key: m.key().map(<[u8]>::to_vec),
-            payload: m.payload().unwrap_or_default().to_vec(),
+            offset,
+            record_key,
+            payload: self.payload_of(m),
             headers,
-            hint: self.hints.get(m.topic()).cloned().flatten(),
+            hint,
             kafka: true,
         }
     }
@@ -339,7 +371,7 @@ impl KafkaSource {
     fn poll_one(&mut self, wait: Duration) -> Option<RawRecord> {
         let consumer = self.consumer.clone();
         match consumer.poll(wait)? {
-            Ok(m) => Some(self.record_of(&m)),
+            Ok(m) => Some(self.record_of(m)),
             Err(e) => {
                 tracing::warn!(error = %e, "consumer error");
                 None
@@ -699,5 +731,68 @@ impl DeadLetterSink for KafkaDeadLetterSink {
 
     fn end_batch(&mut self) -> Result<(), WorkerError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::mocking::MockCluster;
+
+    /// Payloads are librdkafka's own bytes, not copies: they must stay whole after the source
+    /// that read them, and everything else of the Kafka run, is gone.
+    #[test]
+    fn payloads_outlive_the_source_that_read_them() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("t", 1, 1).unwrap();
+        let brokers = cluster.bootstrap_servers();
+        let sent: Vec<Vec<u8>> = (0..3)
+            .map(|i| format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(100 * i)).into_bytes())
+            .collect();
+        let producer: ThreadedProducer<rdkafka::producer::DefaultProducerContext> =
+            ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .create()
+                .unwrap();
+        for payload in &sent {
+            producer
+                .send(BaseRecord::<(), _>::to("t").payload(payload))
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+
+        let mut config = KafkaConfig::default();
+        config.brokers = brokers;
+        config.group = "g".into();
+        config.inputs = vec![crate::config::InputTopic {
+            topic: "t".into(),
+            ..Default::default()
+        }];
+        let metrics = Arc::new(Metrics::new());
+        let delivery = Delivery::new(100, metrics.in_flight.clone());
+        let parts = connect(
+            &config,
+            "w",
+            delivery,
+            metrics,
+            Readiness::new(),
+            Shutdown::new(),
+        )
+        .unwrap();
+        let mut source = parts.source;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut records = Vec::new();
+        while records.len() < sent.len() && Instant::now() < deadline {
+            records.extend(
+                source
+                    .fetch(10, Duration::from_millis(200))
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        drop((source, parts.hits, parts.dead_letters));
+        let read: Vec<&[u8]> = records.iter().map(|r| &r.payload[..]).collect();
+        let sent: Vec<&[u8]> = sent.iter().map(Vec::as_slice).collect();
+        assert_eq!(read, sent);
     }
 }

@@ -30,8 +30,8 @@ pub struct RawRecord {
     pub offset: i64,
     /// The Kafka key, if any.
     pub record_key: Option<Vec<u8>>,
-    /// The bytes.
-    pub payload: Vec<u8>,
+    /// The bytes. For Kafka, librdkafka's own copy of the message, shared rather than copied.
+    pub payload: bytes::Bytes,
     /// Kafka headers.
     pub headers: Vec<(String, Vec<u8>)>,
     /// The logsource the input declares for this record.

@@ -345,7 +345,8 @@ impl Source for Stream {
                     "seq": i,
                     "parity": if i % 2 == 0 { "even" } else { "odd" },
                 }))
-                .unwrap(),
+                .unwrap()
+                .into(),
                 headers: Vec::new(),
                 hint: None,
                 kafka: false,
