@@ -229,6 +229,8 @@ pub fn run_pipeline(
     let (to_eval, eval_rx) = sync_channel::<Fetched>(1);
     let (to_emit, emit_rx) = sync_channel::<Evaluated>(1);
     let settings = Arc::new(settings);
+    // The fetch thread waits for the evaluator to take a batch; the evaluator wakes it.
+    let fetch_thread = std::thread::current();
     std::thread::scope(|scope| {
         let eval = {
             let (metrics, shutdown, settings) =
@@ -236,7 +238,15 @@ pub fn run_pipeline(
             std::thread::Builder::new()
                 .name("foundry-evaluate".into())
                 .spawn_scoped(scope, move || {
-                    evaluate_stage(eval_rx, to_emit, &rules, &metrics, &settings, &shutdown)
+                    evaluate_stage(
+                        eval_rx,
+                        to_emit,
+                        &fetch_thread,
+                        &rules,
+                        &metrics,
+                        &settings,
+                        &shutdown,
+                    )
                 })
                 .expect("spawn evaluate thread")
         };
@@ -332,10 +342,11 @@ fn fetch_stage(
             match to_eval.try_send(batch) {
                 Ok(()) => {}
                 Err(TrySendError::Full(batch)) => {
-                    // The evaluator is busy. Wait, but keep the session alive (rebalances,
-                    // poll interval) if the wait gets long, e.g. while the output is down.
+                    // The evaluator is busy. Wait until it takes a batch (it unparks this
+                    // thread), but keep the session alive (rebalances, poll interval) if the
+                    // wait gets long, e.g. while the output is down.
                     if since.elapsed() < Duration::from_secs(1) {
-                        std::thread::sleep(Duration::from_millis(1));
+                        std::thread::park_timeout(Duration::from_millis(100));
                     } else {
                         source.hold(Duration::from_millis(10))?;
                     }
@@ -394,12 +405,15 @@ fn fetch_stage(
 fn evaluate_stage(
     input: Receiver<Fetched>,
     output: SyncSender<Evaluated>,
+    fetch_thread: &std::thread::Thread,
     rules: &RuleSetHandle,
     metrics: &Metrics,
     settings: &PipelineSettings,
     shutdown: &Shutdown,
 ) -> Result<(), WorkerError> {
     for fetched in input {
+        // There is room for the next batch now.
+        fetch_thread.unpark();
         if shutdown.aborted() {
             break;
         }
