@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use foundry_engine::Hit;
-use foundry_worker::delivery::{CommitOffset, PartitionKey, Ticket};
+use foundry_worker::delivery::{PartitionKey, Ticket};
 use foundry_worker::pipeline::{DeadLetter, DeadLetterSink, HitSink, RawRecord, Source};
 use foundry_worker::{ReloadOutcome, Trigger, Worker, WorkerConfig, WorkerError};
 
@@ -174,17 +174,8 @@ impl Source for Stream {
         }
         let records: Vec<RawRecord> = (0..max as u64)
             .map(|i| {
-                let offset = (self.next + i) as i64;
-                RawRecord {
-                    key: self.key.clone(),
-                    offset,
-                    record_key: None,
-                    payload: self.pool[(self.next + i) as usize % self.pool.len()].clone(),
-                    headers: Vec::new(),
-                    hint: None,
-                    kafka: false,
-                    epoch: None,
-                }
+                let payload = self.pool[(self.next + i) as usize % self.pool.len()].clone();
+                RawRecord::new(self.key.clone(), (self.next + i) as i64, payload)
             })
             .collect();
         self.fetched_at
@@ -193,13 +184,6 @@ impl Source for Stream {
             .push((self.next as i64, Instant::now()));
         self.next += max as u64;
         Ok(Some(records))
-    }
-    fn hold(&mut self, wait: Duration) -> Result<(), WorkerError> {
-        std::thread::sleep(wait);
-        Ok(())
-    }
-    fn commit(&mut self, _: &[CommitOffset], _: bool) -> Result<(), WorkerError> {
-        Ok(())
     }
 }
 

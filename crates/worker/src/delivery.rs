@@ -1,12 +1,12 @@
 //! Which input offsets are safe to commit: the at-least-once bookkeeping.
 
 use std::collections::{BTreeSet, HashMap};
-
-/// Every partition's track, by partition (a fast hash: looked up twice per record).
-type Tracks = HashMap<PartitionKey, PartitionTrack, foldhash::fast::RandomState>;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// Every partition's track, by partition (a fast hash: looked up twice per record).
+type Tracks = HashMap<PartitionKey, PartitionTrack, foldhash::fast::RandomState>;
 
 /// A partition of an input: Kafka topic and partition, or a file name and partition 0.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use foundry_engine::Hit;
 use serde_json::json;
 
-use crate::delivery::{CommitOffset, PartitionKey, Ticket};
+use crate::delivery::{PartitionKey, Ticket};
 use crate::pipeline::{DeadLetter, DeadLetterSink, HitSink, RawRecord, Source};
 use crate::WorkerError;
 
@@ -69,16 +69,7 @@ impl FileSource {
                         if buf.iter().all(u8::is_ascii_whitespace) {
                             continue;
                         }
-                        let record = RawRecord {
-                            key: key.clone(),
-                            offset: line,
-                            record_key: None,
-                            payload: buf.into(),
-                            headers: Vec::new(),
-                            hint: None,
-                            kafka: false,
-                            epoch: None,
-                        };
+                        let record = RawRecord::new(key.clone(), line, buf.into());
                         if tx.send(Ok(record)).is_err() {
                             return;
                         }
@@ -109,10 +100,6 @@ impl Source for FileSource {
 
     fn hold(&mut self, wait: Duration) -> Result<(), WorkerError> {
         std::thread::sleep(wait.min(Duration::from_millis(20)));
-        Ok(())
-    }
-
-    fn commit(&mut self, _offsets: &[CommitOffset], _last: bool) -> Result<(), WorkerError> {
         Ok(())
     }
 }

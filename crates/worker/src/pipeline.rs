@@ -44,6 +44,21 @@ pub struct RawRecord {
 }
 
 impl RawRecord {
+    /// A record read outside Kafka (a file line, a test's or benchmark's event): no Kafka
+    /// key, headers or declared logsource.
+    pub fn new(key: PartitionKey, offset: i64, payload: bytes::Bytes) -> RawRecord {
+        RawRecord {
+            key,
+            offset,
+            record_key: None,
+            payload,
+            headers: Vec::new(),
+            hint: None,
+            kafka: false,
+            epoch: None,
+        }
+    }
+
     /// The origin a hit of this record names.
     pub fn origin(&self) -> EventOrigin {
         EventOrigin {
@@ -62,11 +77,17 @@ pub trait Source: Send {
     /// the input has ended (files); an empty batch means nothing arrived in time.
     fn fetch(&mut self, max: usize, wait: Duration) -> Result<Option<Vec<RawRecord>>, WorkerError>;
     /// Called instead of [`Source::fetch`] while the pipeline is full: keep the session alive
-    /// (serve rebalances, heartbeats) without taking records, for at most `wait`.
-    fn hold(&mut self, wait: Duration) -> Result<(), WorkerError>;
+    /// (serve rebalances, heartbeats) without taking records, for at most `wait`. A source
+    /// without a session (files, memory) just waits.
+    fn hold(&mut self, wait: Duration) -> Result<(), WorkerError> {
+        std::thread::sleep(wait);
+        Ok(())
+    }
     /// Commits offsets (the next offset to read per partition). `last` asks for a synchronous
-    /// commit at shutdown.
-    fn commit(&mut self, offsets: &[CommitOffset], last: bool) -> Result<(), WorkerError>;
+    /// commit at shutdown. A source with no positions to keep (files, memory) keeps none.
+    fn commit(&mut self, _offsets: &[CommitOffset], _last: bool) -> Result<(), WorkerError> {
+        Ok(())
+    }
     /// Whether offsets are committed by the sinks instead (exactly-once).
     fn commits_in_sink(&self) -> bool {
         false

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use foundry_engine::Hit;
-use foundry_worker::delivery::{CommitOffset, PartitionKey, Ticket};
+use foundry_worker::delivery::{PartitionKey, Ticket};
 use foundry_worker::pipeline::{DeadLetter, DeadLetterSink, HitSink, RawRecord, Source};
 use foundry_worker::{ReloadOutcome, Trigger, Worker, WorkerConfig, WorkerError};
 use serde_json::json;
@@ -337,32 +337,18 @@ impl Source for Stream {
         }
         let n = max as u64;
         let records = (self.next..self.next + n)
-            .map(|i| RawRecord {
-                key: self.key.clone(),
-                offset: i as i64,
-                record_key: None,
-                payload: serde_json::to_vec(&json!({
+            .map(|i| {
+                let payload = serde_json::to_vec(&json!({
                     "seq": i,
                     "parity": if i % 2 == 0 { "even" } else { "odd" },
                 }))
-                .unwrap()
-                .into(),
-                headers: Vec::new(),
-                hint: None,
-                kafka: false,
-                epoch: None,
+                .unwrap();
+                RawRecord::new(self.key.clone(), i as i64, payload.into())
             })
             .collect();
         self.next += n;
         self.fetched.store(self.next, Ordering::Release);
         Ok(Some(records))
-    }
-    fn hold(&mut self, wait: Duration) -> Result<(), WorkerError> {
-        std::thread::sleep(wait);
-        Ok(())
-    }
-    fn commit(&mut self, _: &[CommitOffset], _: bool) -> Result<(), WorkerError> {
-        Ok(())
     }
 }
 
