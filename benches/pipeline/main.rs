@@ -1,5 +1,6 @@
 //! Whole-pipeline benchmark: events per second through consume → evaluate → produce →
-//! commit (librdkafka's mock cluster), against the engine alone on the same events, in one run.
+//! commit (librdkafka's mock cluster, or real brokers), against the engine alone on the same
+//! events, in one run.
 //!
 //! The engine-alone figure decodes and evaluates the same records in batches of the same size
 //! across the same cores — exactly the pipeline's evaluate stage without Kafka — so the ratio
@@ -13,15 +14,24 @@
 //! that loads the topic is gone before the clock starts.
 //!
 //! This machine's speed drifts by a fifth and more between runs, so the measurements are
-//! taken in turns, `PIPELINE_ROUNDS` times (default 3), and each side's best round is compared
-//! (the median of the rounds' ratios is printed too).
+//! taken in turns, `PIPELINE_ROUNDS` times (default 3): in each round the engine alone runs
+//! right before the worker starts and right after it ends, and the round's ratio takes the
+//! pipeline against the mean of the two. The median of the rounds' ratios is printed, and
+//! each side's best round against the other's.
 //!
 //! A third run, the same pipeline with events from memory and outputs acknowledged at once,
 //! tells what of the overhead is the pipeline's own and what is Kafka's.
 //!
+//! Each ratio is given twice: over the whole run, and over its steady stretch (see
+//! [`steady`]), the pace a worker keeps once its buffers are in use.
+//!
 //! `cargo bench -p foundry-benches --bench pipeline` (env `PIPELINE_EVENTS`, default 20,000:
 //! OTRF Windows events from `../shared/corpus`, repeated as needed, with SigmaHQ's Windows
-//! rules and the shipped mappings; `PIPELINE_BATCH`, default 500: records per batch).
+//! rules and the shipped mappings; `PIPELINE_BATCH`, default 500: records per batch;
+//! `PIPELINE_CONSUMER`: librdkafka consumer settings to try, `key=value,key=value`;
+//! `PIPELINE_BROKERS`: real brokers to run against instead of the mock cluster, e.g. on
+//! machines of their own; each round creates its own topics and group there and deletes the
+//! topics after).
 //! `PERF_WINDOW` and `PERF_CONTROL` profile one timed window (see [`perf_control`]).
 
 // Configurations are written setting by setting, as a reader compares them with the TOML.
@@ -39,6 +49,8 @@ use foundry_worker::{
     Source, Ticket, Worker, WorkerConfig, WorkerError,
 };
 use rayon::prelude::*;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
@@ -73,23 +85,66 @@ fn base_config() -> WorkerConfig {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(500);
-    c.max_in_flight = 20_000;
     c
 }
 
-/// Wall-clock time and CPU time of one measured run.
+/// Wall-clock time and CPU time of one measured stretch, and the events it covered.
+#[derive(Clone, Copy)]
 struct Cost {
     wall: Duration,
     cpu: Duration,
+    events: usize,
 }
 
-fn engine_alone(config: &WorkerConfig, events: &[Vec<u8>]) -> (Cost, usize) {
+impl Cost {
+    /// Two measurements taken as one.
+    fn and(self, other: Cost) -> Cost {
+        Cost {
+            wall: self.wall + other.wall,
+            cpu: self.cpu + other.cpu,
+            events: self.events + other.events,
+        }
+    }
+    fn per_event_us(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.events.max(1) as f64
+    }
+    fn events_per_second(&self) -> f64 {
+        self.events as f64 / self.wall.as_secs_f64()
+    }
+}
+
+/// The steady stretch of a run: from the event a quarter of the way in to the one five
+/// sixths in. A worker runs for days; what its first buffers cost (memory touched the first
+/// time, librdkafka's prefetch filling) and its last batches (the queues draining) are not
+/// its cost per event. Both sides are measured over the same stretch.
+fn steady(events: usize) -> (usize, usize) {
+    (events / 4, events * 5 / 6)
+}
+
+/// The engine alone: the whole run and its steady stretch.
+fn engine_alone(config: &WorkerConfig, events: &[Vec<u8>]) -> EngineRun {
     let (set, _) = build_rule_set(config, false).expect("rules");
+    let (from, to) = steady(events.len());
     let started = Instant::now();
     perf_control("engine", "enable");
     let cpu_before = foundry_benches::process_cpu();
     let mut hits = 0;
+    let mut mark = None;
+    let mut stretch = None;
     for (b, chunk) in events.chunks(config.batch_size).enumerate() {
+        let first = b * config.batch_size;
+        if mark.is_none() && first >= from {
+            mark = Some((Instant::now(), foundry_benches::process_cpu(), first));
+        }
+        if let (Some((at, cpu, start)), None) = (mark, stretch) {
+            if first >= to {
+                stretch = Some(Cost {
+                    wall: at.elapsed(),
+                    cpu: foundry_benches::process_cpu() - cpu,
+                    events: first - start,
+                });
+            }
+        }
         let n: usize = chunk
             .par_iter()
             .enumerate()
@@ -110,8 +165,9 @@ fn engine_alone(config: &WorkerConfig, events: &[Vec<u8>]) -> (Cost, usize) {
     let cost = Cost {
         wall: started.elapsed(),
         cpu: foundry_benches::process_cpu() - cpu_before,
+        events: events.len(),
     };
-    (cost, hits)
+    (cost, stretch.unwrap_or(cost), hits)
 }
 
 /// The same events from memory, hits and dead letters acknowledged at once.
@@ -188,19 +244,169 @@ fn pipeline_without_kafka(config: &WorkerConfig, events: &[Vec<u8>]) -> (Cost, u
     let cost = Cost {
         wall: started.elapsed(),
         cpu: foundry_benches::process_cpu() - cpu_before,
+        events: events.len(),
     };
     (cost, summary.hits)
 }
 
-/// The pipeline's cost, and the CPU the in-process mock broker used meanwhile (in
-/// production the broker runs on other machines, so it is no cost of the worker's).
-fn pipeline(config: &WorkerConfig, events: &[Vec<u8>]) -> (Cost, Duration, u64) {
-    let partitions = partitions(events.len());
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    cluster.create_topic("events", partitions, 1).unwrap();
-    cluster.create_topic("hits", partitions, 1).unwrap();
-    cluster.create_topic("dead-letters", 1, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+/// One look at the process while the pipeline runs.
+struct Snapshot {
+    at: Instant,
+    cpu: Duration,
+    broker: Duration,
+    watcher: Duration,
+    consumed: u64,
+}
+
+impl Snapshot {
+    fn take(consumed: u64) -> Snapshot {
+        Snapshot {
+            at: Instant::now(),
+            cpu: foundry_benches::process_cpu(),
+            broker: foundry_benches::threads_cpu_by_name()
+                .get(MOCK_BROKER_THREAD)
+                .copied()
+                .unwrap_or_default(),
+            watcher: foundry_benches::thread_cpu(),
+            consumed,
+        }
+    }
+
+    /// The worker's cost between two looks: the process's CPU without the mock broker's and
+    /// the watcher's.
+    fn cost_since(&self, earlier: &Snapshot) -> Cost {
+        let others = (self.broker - earlier.broker) + (self.watcher - earlier.watcher);
+        Cost {
+            wall: self.at - earlier.at,
+            cpu: (self.cpu - earlier.cpu).saturating_sub(others),
+            events: (self.consumed - earlier.consumed) as usize,
+        }
+    }
+}
+
+/// The brokers a round's pipeline runs against, and its topics and group, named afresh for
+/// each round so that a real broker's earlier topics and committed offsets play no part.
+struct Topics {
+    /// librdkafka's mock cluster, unless `PIPELINE_BROKERS` names real brokers.
+    mock: Option<MockCluster<'static, DefaultProducerContext>>,
+    brokers: String,
+    events: String,
+    hits: String,
+    dead_letters: String,
+    group: String,
+    partitions: i32,
+}
+
+impl Topics {
+    fn create(round: usize, events: usize) -> Topics {
+        let name = |what: &str| format!("foundry-bench-{}-{round}-{what}", std::process::id());
+        let partitions = partitions(events);
+        let (events, hits, dead_letters) = (name("events"), name("hits"), name("dead-letters"));
+        let wanted = [
+            (&events, partitions),
+            (&hits, partitions),
+            (&dead_letters, 1),
+        ];
+        let (mock, brokers) = match std::env::var("PIPELINE_BROKERS") {
+            Ok(brokers) => {
+                let new: Vec<NewTopic<'_>> = wanted
+                    .iter()
+                    .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
+                    .collect();
+                let (client, options, runtime) = admin(&brokers);
+                let created = runtime.block_on(client.create_topics(&new, &options));
+                for r in created.expect("create topics") {
+                    if let Err((topic, e)) = r {
+                        panic!("creating topic {topic} on {brokers}: {e}");
+                    }
+                }
+                (None, brokers)
+            }
+            Err(_) => {
+                let cluster = MockCluster::new(1).expect("mock cluster");
+                for (topic, p) in wanted {
+                    cluster.create_topic(topic, p, 1).expect("mock topic");
+                }
+                let brokers = cluster.bootstrap_servers();
+                (Some(cluster), brokers)
+            }
+        };
+        Topics {
+            mock,
+            brokers,
+            events,
+            hits,
+            dead_letters,
+            group: name("group"),
+            partitions,
+        }
+    }
+}
+
+impl Drop for Topics {
+    fn drop(&mut self) {
+        if self.mock.is_none() {
+            let topics = [&*self.events, &*self.hits, &*self.dead_letters];
+            let (client, options, runtime) = admin(&self.brokers);
+            match runtime.block_on(client.delete_topics(&topics, &options)) {
+                Ok(results) => {
+                    for (topic, e) in results.into_iter().filter_map(Result::err) {
+                        eprintln!("deleting topic {topic}: {e}");
+                    }
+                }
+                Err(e) => eprintln!("deleting the bench's topics: {e}"),
+            }
+        }
+    }
+}
+
+/// An admin client of real brokers, the options of its requests, and a runtime to wait for
+/// their answers on.
+fn admin(
+    brokers: &str,
+) -> (
+    AdminClient<DefaultClientContext>,
+    AdminOptions,
+    tokio::runtime::Runtime,
+) {
+    let client = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    (client, options, runtime)
+}
+
+/// The engine alone over the whole run and its steady stretch, and the hits it found.
+type EngineRun = (Cost, Cost, usize);
+
+/// What a round of the pipeline measured.
+struct PipelineRun {
+    whole: Cost,
+    steady: Cost,
+    /// The CPU the in-process mock broker used meanwhile (in production the broker runs on
+    /// other machines, so it is no cost of the worker's; a real broker has its own process).
+    broker: Duration,
+    hits: u64,
+    /// The engine alone, measured just before the worker starts and just after it ends.
+    engine: [EngineRun; 2],
+}
+
+/// The pipeline's cost over the whole run and over its steady stretch. The engine alone
+/// (`engine`) is measured right before and right after, so that both sides see the machine
+/// at nearly the same speed.
+fn pipeline(
+    config: &WorkerConfig,
+    events: &[Vec<u8>],
+    round: usize,
+    engine: &mut dyn FnMut() -> EngineRun,
+) -> PipelineRun {
+    let topics = Topics::create(round, events.len());
+    let (brokers, partitions) = (topics.brokers.clone(), topics.partitions);
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("linger.ms", "5")
@@ -211,7 +417,10 @@ fn pipeline(config: &WorkerConfig, events: &[Vec<u8>]) -> (Cost, Duration, u64) 
         let p = i as i32 % partitions;
         ends[p as usize] += 1;
         let key = i.to_string();
-        let mut r = BaseRecord::to("events").partition(p).key(&key).payload(e);
+        let mut r = BaseRecord::to(&topics.events)
+            .partition(p)
+            .key(&key)
+            .payload(e);
         while let Err((_, back)) = producer.send(r) {
             r = back;
             std::thread::sleep(Duration::from_millis(1));
@@ -220,17 +429,25 @@ fn pipeline(config: &WorkerConfig, events: &[Vec<u8>]) -> (Cost, Duration, u64) 
     producer.flush(Duration::from_secs(120)).unwrap();
     // Loading the topic is not the worker's work: its client goes before the clock starts.
     drop(producer);
+    let engine_before = engine();
 
     let mut c = config.clone();
     let mut k = KafkaConfig::default();
     k.brokers = brokers.clone();
-    k.group = "bench".into();
+    k.group = topics.group.clone();
     k.inputs = vec![InputTopic {
-        topic: "events".into(),
+        topic: topics.events.clone(),
         ..Default::default()
     }];
-    k.hits_topic = "hits".into();
-    k.dead_letter_topic = "dead-letters".into();
+    k.hits_topic = topics.hits.clone();
+    k.dead_letter_topic = topics.dead_letters.clone();
+    // Consumer settings to try, `key=value` separated by commas.
+    if let Ok(extra) = std::env::var("PIPELINE_CONSUMER") {
+        for pair in extra.split(',').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').expect("PIPELINE_CONSUMER: key=value");
+            k.consumer_properties.insert(key.into(), value.into());
+        }
+    }
     c.kafka = Some(k);
     let worker = Worker::new(c).expect("worker");
     let (shutdown, readiness, metrics) = (worker.shutdown(), worker.readiness(), worker.metrics());
@@ -253,6 +470,8 @@ fn pipeline(config: &WorkerConfig, events: &[Vec<u8>]) -> (Cost, Duration, u64) 
         foundry_benches::thread_cpu(),
     );
     let (mut first, mut all_read) = (None, None);
+    let (from, to) = steady(events.len());
+    let (mut steady_from, mut stretch) = (None::<Snapshot>, None);
     // This thread watches the worker's counters; its own CPU is no cost of the worker's.
     while metrics.events_consumed.get() < events.len() as u64 || metrics.in_flight.get() > 0 {
         std::thread::sleep(Duration::from_millis(2));
@@ -262,6 +481,15 @@ fn pipeline(config: &WorkerConfig, events: &[Vec<u8>]) -> (Cost, Duration, u64) 
         }
         if all_read.is_none() && consumed >= events.len() as u64 {
             all_read = Some(started.elapsed());
+        }
+        // In the steady stretch every stage runs at the same pace, so the CPU spent while
+        // the events from `from` to `to` are read is what those events cost.
+        match &steady_from {
+            None if consumed >= from as u64 => steady_from = Some(Snapshot::take(consumed)),
+            Some(start) if stretch.is_none() && consumed >= to as u64 => {
+                stretch = Some(Snapshot::take(consumed).cost_since(start));
+            }
+            _ => {}
         }
     }
     let elapsed = started.elapsed();
@@ -275,7 +503,8 @@ fn pipeline(config: &WorkerConfig, events: &[Vec<u8>]) -> (Cost, Duration, u64) 
     let threads_after = foundry_benches::threads_cpu_by_name();
     let used = |name: &str| {
         let before = threads_before.get(name).copied().unwrap_or_default();
-        threads_after[name].saturating_sub(before)
+        let after = threads_after.get(name).copied().unwrap_or_default();
+        after.saturating_sub(before)
     };
     let broker = used(MOCK_BROKER_THREAD);
     let per_thread: Vec<String> = threads_after
@@ -291,8 +520,9 @@ fn pipeline(config: &WorkerConfig, events: &[Vec<u8>]) -> (Cost, Duration, u64) 
     let cost = Cost {
         wall: elapsed,
         cpu: (foundry_benches::process_cpu() - cpu_before).saturating_sub(broker + watcher),
+        events: events.len(),
     };
-    while kafka::committed(&brokers, "bench", "events", partitions) != ends {
+    while kafka::committed(&brokers, &topics.group, &topics.events, partitions) != ends {
         std::thread::sleep(Duration::from_millis(20));
     }
     let batches = metrics.batch_size.get_sample_count().max(1) as f64;
@@ -310,7 +540,14 @@ fn pipeline(config: &WorkerConfig, events: &[Vec<u8>]) -> (Cost, Duration, u64) 
         events.len() as u64,
         "the worker read every record once"
     );
-    (cost, broker, summary.hits)
+    let engine_after = engine();
+    PipelineRun {
+        whole: cost,
+        steady: stretch.unwrap_or(cost),
+        broker,
+        hits: summary.hits,
+        engine: [engine_before, engine_after],
+    }
 }
 
 /// Profiling one timed window (`PERF_WINDOW`: `engine` or `pipeline`): with `PERF_CONTROL`
@@ -350,20 +587,27 @@ fn main() {
         .expect("rayon pool");
     let config = base_config();
     let events = foundry_benches::windows_lines(n);
-    let rate = |d: Duration| n as f64 / d.as_secs_f64();
-    let per_event = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
+    let (from, to) = steady(n);
     println!(
-        "pipeline benchmark: {n} events, {} cores, {rounds} rounds of engine alone, pipeline without Kafka, pipeline",
+        "pipeline benchmark: {n} events, {} cores, {rounds} rounds of engine alone, pipeline without Kafka, pipeline; steady stretch: events {from} to {to}",
         rayon::current_num_threads()
     );
     // The machine's speed drifts between runs, so the three are measured in turns and each
     // side's best round is compared; every round is printed too.
-    let (mut engines, mut memories, mut pipes, mut ratios) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut rounds_seen = Vec::new();
     for round in 1..=rounds {
-        let (engine, engine_hits) = engine_alone(&config, &events);
         let (memory, memory_hits) = pipeline_without_kafka(&config, &events);
-        let (piped, broker, pipeline_hits) = pipeline(&config, &events);
+        let run = pipeline(&config, &events, round, &mut || {
+            engine_alone(&config, &events)
+        });
+        let [(e1, s1, engine_hits), (e2, s2, hits_after)] = run.engine;
+        assert_eq!(
+            engine_hits, hits_after,
+            "the engine finds the same hits twice"
+        );
+        let (engine, engine_steady) = (e1.and(e2), s1.and(s2));
+        let (piped, piped_steady, broker, pipeline_hits) =
+            (run.whole, run.steady, run.broker, run.hits);
         assert_eq!(
             pipeline_hits as usize, engine_hits,
             "the pipeline gives the engine's hits"
@@ -372,55 +616,96 @@ fn main() {
             memory_hits as usize, engine_hits,
             "so does it without Kafka"
         );
-        let ratio = piped.cpu.as_secs_f64() / engine.cpu.as_secs_f64();
+        let seen = Round {
+            engine,
+            engine_steady,
+            memory,
+            piped,
+            piped_steady,
+        };
         println!(
-            "  round {round}: engine alone {:>7.0} events/s, {:.1} us CPU/event; without Kafka {:.1} us; pipeline {:>7.0} events/s, {:.1} us CPU/event (mock broker {:.1} us/event apart); {engine_hits} hits; CPU ratio {ratio:.2}",
-            rate(engine.wall),
-            per_event(engine.cpu),
-            per_event(memory.cpu),
-            rate(piped.wall),
-            per_event(piped.cpu),
-            per_event(broker),
+            "  round {round}: engine alone {:>7.0} events/s, {:.1} us CPU/event (steady {:.1}); without Kafka {:.1} us; pipeline {:>7.0} events/s, {:.1} us CPU/event (steady {:.1}; mock broker {:.1} us/event apart); {engine_hits} hits; CPU ratio {:.2}, steady {:.2}",
+            engine.events_per_second(),
+            engine.per_event_us(),
+            engine_steady.per_event_us(),
+            memory.per_event_us(),
+            piped.events_per_second(),
+            piped.per_event_us(),
+            piped_steady.per_event_us(),
+            broker.as_secs_f64() * 1e6 / n as f64,
+            seen.ratio(),
+            seen.steady_ratio(),
         );
-        engines.push(engine);
-        memories.push(memory);
-        pipes.push(piped);
-        ratios.push(ratio);
+        rounds_seen.push(seen);
     }
-    // A side's best round is the one with the least CPU; its wall clock is that round's.
-    let best = |costs: &[Cost]| {
-        let c = costs.iter().min_by_key(|c| c.cpu).expect("a round");
-        (c.cpu, c.wall)
+    // A side's best round is the one with the least CPU per event; its wall clock is that
+    // round's.
+    let best = |cost: fn(&Round) -> Cost| {
+        rounds_seen
+            .iter()
+            .map(cost)
+            .min_by(|a, b| a.per_event_us().total_cmp(&b.per_event_us()))
+            .expect("a round")
     };
-    let ((engine_cpu, engine_wall), (pipe_cpu, pipe_wall)) = (best(&engines), best(&pipes));
-    ratios.sort_by(f64::total_cmp);
+    let median = |ratio: fn(&Round) -> f64| {
+        let mut all: Vec<f64> = rounds_seen.iter().map(ratio).collect();
+        all.sort_by(f64::total_cmp);
+        all[all.len() / 2]
+    };
+    let (engine, memory, piped) = (best(|r| r.engine), best(|r| r.memory), best(|r| r.piped));
+    let (engine_steady, piped_steady) = (best(|r| r.engine_steady), best(|r| r.piped_steady));
     println!(
-        "  engine alone, best round: {:>10.0} events/s, {:.1} us CPU/event",
-        rate(engine_wall),
-        per_event(engine_cpu)
+        "  engine alone, best round: {:>10.0} events/s, {:.1} us CPU/event; steady stretch {:.1} us",
+        engine.events_per_second(),
+        engine.per_event_us(),
+        engine_steady.per_event_us()
     );
-    let (memory_cpu, memory_wall) = best(&memories);
     println!(
         "  pipeline without Kafka (events from memory, outputs acknowledged at once), best round: {:>10.0} events/s, {:.1} us CPU/event",
-        rate(memory_wall),
-        per_event(memory_cpu)
+        memory.events_per_second(),
+        memory.per_event_us()
     );
     println!(
-        "  pipeline, best round:     {:>10.0} events/s, {:.1} us CPU/event without the broker",
-        rate(pipe_wall),
-        per_event(pipe_cpu)
+        "  pipeline, best round:     {:>10.0} events/s, {:.1} us CPU/event without the broker; steady stretch {:>10.0} events/s, {:.1} us",
+        piped.events_per_second(),
+        piped.per_event_us(),
+        piped_steady.events_per_second(),
+        piped_steady.per_event_us()
     );
     println!(
         "  pipeline / engine, wall clock (broker sharing the cores): {:.2}",
-        pipe_wall.as_secs_f64() / engine_wall.as_secs_f64()
+        piped.wall.as_secs_f64() / engine.wall.as_secs_f64()
     );
     println!(
         "  pipeline without Kafka / engine, CPU per event: {:.2}",
-        memory_cpu.as_secs_f64() / engine_cpu.as_secs_f64()
+        memory.cpu.as_secs_f64() / engine.cpu.as_secs_f64()
     );
     println!(
-        "  pipeline / engine, CPU per event (the worker's own cost): {:.2} best against best, {:.2} median of the rounds (goal <= 1.25)",
-        pipe_cpu.as_secs_f64() / engine_cpu.as_secs_f64(),
-        ratios[ratios.len() / 2]
+        "  pipeline / engine, CPU per event (the worker's own cost), whole run: {:.2} best against best, {:.2} median of the rounds",
+        piped.per_event_us() / engine.per_event_us(),
+        median(Round::ratio)
     );
+    println!(
+        "  pipeline / engine, CPU per event, steady stretch: {:.2} best against best, {:.2} median of the rounds (goal <= 1.25)",
+        piped_steady.per_event_us() / engine_steady.per_event_us(),
+        median(Round::steady_ratio)
+    );
+}
+
+/// What one round measured.
+struct Round {
+    engine: Cost,
+    engine_steady: Cost,
+    memory: Cost,
+    piped: Cost,
+    piped_steady: Cost,
+}
+
+impl Round {
+    fn ratio(&self) -> f64 {
+        self.piped.per_event_us() / self.engine.per_event_us()
+    }
+    fn steady_ratio(&self) -> f64 {
+        self.piped_steady.per_event_us() / self.engine_steady.per_event_us()
+    }
 }

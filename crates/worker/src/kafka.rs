@@ -216,7 +216,14 @@ pub fn connect(
         // librdkafka stops fetching a partition whose local queue is full for a whole second
         // by default; the pipeline drains the queue in batches of milliseconds, so a second
         // without input would idle every stage.
-        .set("fetch.queue.backoff.ms", "10");
+        .set("fetch.queue.backoff.ms", "10")
+        // The pipeline keeps its own bounded queues of records, so librdkafka's prefetch
+        // needs to cover only a fetch round trip: 16 MB instead of the default 64 MB.
+        // librdkafka caps a fetch response at this size too (unless `fetch.max.bytes` is
+        // set), which keeps responses under glibc's 32 MB ceiling for reusing freed memory:
+        // receive buffers are then recycled instead of every fetched page being mapped and
+        // faulted in anew. A record larger than the limit is still fetched whole.
+        .set("queued.max.messages.kbytes", "16384");
     for (k, v) in config.properties.iter().chain(&config.consumer_properties) {
         cc.set(k, v);
     }
