@@ -4,14 +4,14 @@
 //!
 //! The engine-alone figure decodes and evaluates the same records in batches of the same size
 //! across the same cores — exactly the pipeline's evaluate stage without Kafka — so the ratio
-//! is what the pipeline adds. Goal: at most 1.25.
+//! is what the pipeline adds. Goal: at most 1.25, CPU per event.
 //!
-//! Two ratios are printed. Wall clock compares events/s, but librdkafka's mock broker runs
-//! inside this process and takes its CPU from the same two cores the worker uses, which a
-//! real broker on its own machines does not. CPU per event compares cost: every thread of the
-//! process (getrusage) minus the mock broker's thread (`rdk:mock`) and the bench's own thread
-//! that watches the worker's counters, against the CPU of the engine-alone run. The client
-//! that loads the topic is gone before the clock starts.
+//! Wall clock compares events/s, but librdkafka's mock broker runs inside this process and
+//! takes its CPU from the same two cores the worker uses, which a real broker on its own
+//! machines does not. CPU per event compares cost: every thread of the process (getrusage)
+//! minus the mock broker's thread (`rdk:mock`) and the bench's own thread that watches the
+//! worker's counters, against the CPU of the engine-alone run (also without the mock
+//! broker's). The client that loads the topic is gone before the clock starts.
 //!
 //! This machine's speed drifts by a fifth and more between runs, so the measurements are
 //! taken in turns, `PIPELINE_ROUNDS` times (default 3): in each round the engine alone runs
@@ -19,19 +19,20 @@
 //! pipeline against the mean of the two. The median of the rounds' ratios is printed, and
 //! each side's best round against the other's.
 //!
-//! A third run, the same pipeline with events from memory and outputs acknowledged at once,
-//! tells what of the overhead is the pipeline's own and what is Kafka's.
+//! The CPU ratio of the pipeline is given twice: over the whole run, and over its steady
+//! stretch (see [`steady`]), the pace a worker keeps once its buffers are in use.
 //!
-//! Each ratio is given twice: over the whole run, and over its steady stretch (see
-//! [`steady`]), the pace a worker keeps once its buffers are in use.
+//! One more run per round, the same pipeline with events from memory and outputs
+//! acknowledged at once (whole run only), tells what of the overhead is the pipeline's own and
+//! what is Kafka's.
 //!
 //! `cargo bench -p foundry-benches --bench pipeline` (env `PIPELINE_EVENTS`, default 20,000:
 //! OTRF Windows events from `../shared/corpus`, repeated as needed, with SigmaHQ's Windows
 //! rules and the shipped mappings; `PIPELINE_BATCH`, default 500: records per batch;
 //! `PIPELINE_CONSUMER`: librdkafka consumer settings to try, `key=value,key=value`;
 //! `PIPELINE_BROKERS`: real brokers to run against instead of the mock cluster, e.g. on
-//! machines of their own; each round creates its own topics and group there and deletes the
-//! topics after).
+//! machines of their own; each round creates its own topics and group there and deletes them
+//! after).
 //! `PERF_WINDOW` and `PERF_CONTROL` profile one timed window (see [`perf_control`]).
 
 // Configurations are written setting by setting, as a reader compares them with the TOML.
@@ -106,7 +107,7 @@ impl Cost {
         }
     }
     fn per_event_us(&self) -> f64 {
-        self.cpu.as_secs_f64() * 1e6 / self.events.max(1) as f64
+        self.cpu.as_secs_f64() * 1e6 / self.events as f64
     }
     fn events_per_second(&self) -> f64 {
         self.events as f64 / self.wall.as_secs_f64()
@@ -116,34 +117,35 @@ impl Cost {
 /// The steady stretch of a run: from the event a quarter of the way in to the one five
 /// sixths in. A worker runs for days; what its first buffers cost (memory touched the first
 /// time, librdkafka's prefetch filling) and its last batches (the queues draining) are not
-/// its cost per event. Both sides are measured over the same stretch.
+/// its cost per event. Both sides are measured over about the same stretch (the engine's
+/// is rounded to whole batches, the pipeline's to the counter's 2 ms looks).
 fn steady(events: usize) -> (usize, usize) {
     (events / 4, events * 5 / 6)
+}
+
+/// The cost between two looks at a run, which must have covered some events.
+fn stretch(start: Option<Snapshot>, end: &Snapshot) -> Cost {
+    start
+        .map(|start| end.cost_since(&start))
+        .filter(|c| c.events > 0)
+        .expect("no steady stretch: PIPELINE_EVENTS is too small for PIPELINE_BATCH")
 }
 
 /// The engine alone: the whole run and its steady stretch.
 fn engine_alone(config: &WorkerConfig, events: &[Vec<u8>]) -> EngineRun {
     let (set, _) = build_rule_set(config, false).expect("rules");
     let (from, to) = steady(events.len());
-    let started = Instant::now();
     perf_control("engine", "enable");
-    let cpu_before = foundry_benches::process_cpu();
+    // The mock cluster of the round may be alive meanwhile; its CPU is left out here too.
+    let started = Snapshot::take(0, false);
     let mut hits = 0;
-    let mut mark = None;
-    let mut stretch = None;
+    let (mut steady_from, mut steady_to) = (None, None);
     for (b, chunk) in events.chunks(config.batch_size).enumerate() {
         let first = b * config.batch_size;
-        if mark.is_none() && first >= from {
-            mark = Some((Instant::now(), foundry_benches::process_cpu(), first));
-        }
-        if let (Some((at, cpu, start)), None) = (mark, stretch) {
-            if first >= to {
-                stretch = Some(Cost {
-                    wall: at.elapsed(),
-                    cpu: foundry_benches::process_cpu() - cpu,
-                    events: first - start,
-                });
-            }
+        if steady_from.is_none() && first >= from {
+            steady_from = Some(Snapshot::take(first, false));
+        } else if steady_from.is_some() && steady_to.is_none() && first >= to {
+            steady_to = Some(Snapshot::take(first, false));
         }
         let n: usize = chunk
             .par_iter()
@@ -161,13 +163,12 @@ fn engine_alone(config: &WorkerConfig, events: &[Vec<u8>]) -> EngineRun {
             .sum();
         hits += n;
     }
+    let ended = Snapshot::take(events.len(), false);
     perf_control("engine", "disable");
-    let cost = Cost {
-        wall: started.elapsed(),
-        cpu: foundry_benches::process_cpu() - cpu_before,
-        events: events.len(),
-    };
-    (cost, stretch.unwrap_or(cost), hits)
+    let whole = ended.cost_since(&started);
+    // A stretch that reaches the last batch ends with the run.
+    let steady = stretch(steady_from, steady_to.as_ref().unwrap_or(&ended));
+    (whole, steady, hits)
 }
 
 /// The same events from memory, hits and dead letters acknowledged at once.
@@ -255,11 +256,13 @@ struct Snapshot {
     cpu: Duration,
     broker: Duration,
     watcher: Duration,
-    consumed: u64,
+    consumed: usize,
 }
 
 impl Snapshot {
-    fn take(consumed: u64) -> Snapshot {
+    /// A look after `consumed` events; `watching` when the calling thread only watches (its
+    /// CPU is then no cost of the worker's).
+    fn take(consumed: usize, watching: bool) -> Snapshot {
         Snapshot {
             at: Instant::now(),
             cpu: foundry_benches::process_cpu(),
@@ -267,7 +270,11 @@ impl Snapshot {
                 .get(MOCK_BROKER_THREAD)
                 .copied()
                 .unwrap_or_default(),
-            watcher: foundry_benches::thread_cpu(),
+            watcher: if watching {
+                foundry_benches::thread_cpu()
+            } else {
+                Duration::ZERO
+            },
             consumed,
         }
     }
@@ -279,7 +286,7 @@ impl Snapshot {
         Cost {
             wall: self.at - earlier.at,
             cpu: (self.cpu - earlier.cpu).saturating_sub(others),
-            events: (self.consumed - earlier.consumed) as usize,
+            events: self.consumed - earlier.consumed,
         }
     }
 }
@@ -300,62 +307,70 @@ struct Topics {
 impl Topics {
     fn create(round: usize, events: usize) -> Topics {
         let name = |what: &str| format!("foundry-bench-{}-{round}-{what}", std::process::id());
-        let partitions = partitions(events);
-        let (events, hits, dead_letters) = (name("events"), name("hits"), name("dead-letters"));
-        let wanted = [
-            (&events, partitions),
-            (&hits, partitions),
-            (&dead_letters, 1),
-        ];
         let (mock, brokers) = match std::env::var("PIPELINE_BROKERS") {
-            Ok(brokers) => {
-                let new: Vec<NewTopic<'_>> = wanted
-                    .iter()
-                    .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
-                    .collect();
-                let (client, options, runtime) = admin(&brokers);
-                let created = runtime.block_on(client.create_topics(&new, &options));
-                for r in created.expect("create topics") {
-                    if let Err((topic, e)) = r {
-                        panic!("creating topic {topic} on {brokers}: {e}");
-                    }
-                }
-                (None, brokers)
-            }
+            Ok(brokers) => (None, brokers),
             Err(_) => {
                 let cluster = MockCluster::new(1).expect("mock cluster");
-                for (topic, p) in wanted {
-                    cluster.create_topic(topic, p, 1).expect("mock topic");
-                }
                 let brokers = cluster.bootstrap_servers();
                 (Some(cluster), brokers)
             }
         };
-        Topics {
+        // Made before the topics are, so that a failure half-way still deletes what exists.
+        let topics = Topics {
             mock,
             brokers,
-            events,
-            hits,
-            dead_letters,
+            events: name("events"),
+            hits: name("hits"),
+            dead_letters: name("dead-letters"),
             group: name("group"),
-            partitions,
+            partitions: partitions(events),
+        };
+        let wanted = [
+            (&topics.events, topics.partitions),
+            (&topics.hits, topics.partitions),
+            (&topics.dead_letters, 1),
+        ];
+        match &topics.mock {
+            Some(cluster) => {
+                for (topic, p) in wanted {
+                    cluster.create_topic(topic, p, 1).expect("mock topic");
+                }
+            }
+            None => {
+                let new: Vec<NewTopic<'_>> = wanted
+                    .iter()
+                    .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
+                    .collect();
+                let (client, options, runtime) = admin(&topics.brokers);
+                let created = runtime.block_on(client.create_topics(&new, &options));
+                for r in created.expect("create topics") {
+                    if let Err((topic, e)) = r {
+                        panic!("creating topic {topic} on {}: {e}", topics.brokers);
+                    }
+                }
+            }
         }
+        topics
     }
 }
 
 impl Drop for Topics {
     fn drop(&mut self) {
-        if self.mock.is_none() {
-            let topics = [&*self.events, &*self.hits, &*self.dead_letters];
-            let (client, options, runtime) = admin(&self.brokers);
-            match runtime.block_on(client.delete_topics(&topics, &options)) {
-                Ok(results) => {
-                    for (topic, e) in results.into_iter().filter_map(Result::err) {
-                        eprintln!("deleting topic {topic}: {e}");
-                    }
+        if self.mock.is_some() {
+            return;
+        }
+        let (client, options, runtime) = admin(&self.brokers);
+        let topics = [&*self.events, &*self.hits, &*self.dead_letters];
+        match runtime.block_on(client.delete_topics(&topics, &options)) {
+            Ok(results) => {
+                for (topic, e) in results.into_iter().filter_map(Result::err) {
+                    eprintln!("deleting topic {topic}: {e}");
                 }
-                Err(e) => eprintln!("deleting the bench's topics: {e}"),
             }
+            Err(e) => eprintln!("deleting the bench's topics: {e}"),
+        }
+        if let Err(e) = runtime.block_on(client.delete_groups(&[&*self.group], &options)) {
+            eprintln!("deleting group {}: {e}", self.group);
         }
     }
 }
@@ -471,7 +486,7 @@ fn pipeline(
     );
     let (mut first, mut all_read) = (None, None);
     let (from, to) = steady(events.len());
-    let (mut steady_from, mut stretch) = (None::<Snapshot>, None);
+    let (mut steady_from, mut steady_to) = (None, None);
     // This thread watches the worker's counters; its own CPU is no cost of the worker's.
     while metrics.events_consumed.get() < events.len() as u64 || metrics.in_flight.get() > 0 {
         std::thread::sleep(Duration::from_millis(2));
@@ -484,16 +499,19 @@ fn pipeline(
         }
         // In the steady stretch every stage runs at the same pace, so the CPU spent while
         // the events from `from` to `to` are read is what those events cost.
+        let consumed = consumed as usize;
         match &steady_from {
-            None if consumed >= from as u64 => steady_from = Some(Snapshot::take(consumed)),
-            Some(start) if stretch.is_none() && consumed >= to as u64 => {
-                stretch = Some(Snapshot::take(consumed).cost_since(start));
+            None if consumed >= from => steady_from = Some(Snapshot::take(consumed, true)),
+            Some(start) if steady_to.is_none() && consumed >= to && consumed > start.consumed => {
+                steady_to = Some(Snapshot::take(consumed, true));
             }
             _ => {}
         }
     }
     let elapsed = started.elapsed();
     let watcher = foundry_benches::thread_cpu() - watcher_before;
+    let steady_to = steady_to.unwrap_or_else(|| Snapshot::take(events.len(), true));
+    let steady = stretch(steady_from, &steady_to);
     perf_control("pipeline", "disable");
     println!(
         "  pipeline timeline: first record read after {:.2?}, all read after {:.2?}, all acknowledged after {elapsed:.2?}",
@@ -543,7 +561,7 @@ fn pipeline(
     let engine_after = engine();
     PipelineRun {
         whole: cost,
-        steady: stretch.unwrap_or(cost),
+        steady,
         broker,
         hits: summary.hits,
         engine: [engine_before, engine_after],
@@ -588,6 +606,7 @@ fn main() {
     let config = base_config();
     let events = foundry_benches::windows_lines(n);
     let (from, to) = steady(n);
+    let real_brokers = std::env::var_os("PIPELINE_BROKERS").is_some();
     println!(
         "pipeline benchmark: {n} events, {} cores, {rounds} rounds of engine alone, pipeline without Kafka, pipeline; steady stretch: events {from} to {to}",
         rayon::current_num_threads()
@@ -623,8 +642,16 @@ fn main() {
             piped,
             piped_steady,
         };
+        let apart = if real_brokers {
+            String::new()
+        } else {
+            format!(
+                "; mock broker {:.1} us/event apart",
+                broker.as_secs_f64() * 1e6 / n as f64
+            )
+        };
         println!(
-            "  round {round}: engine alone {:>7.0} events/s, {:.1} us CPU/event (steady {:.1}); without Kafka {:.1} us; pipeline {:>7.0} events/s, {:.1} us CPU/event (steady {:.1}; mock broker {:.1} us/event apart); {engine_hits} hits; CPU ratio {:.2}, steady {:.2}",
+            "  round {round}: engine alone {:>7.0} events/s, {:.1} us CPU/event (steady {:.1}); without Kafka {:.1} us; pipeline {:>7.0} events/s, {:.1} us CPU/event (steady {:.1}{apart}); {engine_hits} hits; CPU ratio {:.2}, steady {:.2}",
             engine.events_per_second(),
             engine.per_event_us(),
             engine_steady.per_event_us(),
@@ -632,7 +659,6 @@ fn main() {
             piped.events_per_second(),
             piped.per_event_us(),
             piped_steady.per_event_us(),
-            broker.as_secs_f64() * 1e6 / n as f64,
             seen.ratio(),
             seen.steady_ratio(),
         );
@@ -673,12 +699,12 @@ fn main() {
         piped_steady.per_event_us()
     );
     println!(
-        "  pipeline / engine, wall clock (broker sharing the cores): {:.2}",
-        piped.wall.as_secs_f64() / engine.wall.as_secs_f64()
+        "  pipeline / engine, wall clock per event (broker sharing the cores): {:.2}",
+        engine.events_per_second() / piped.events_per_second()
     );
     println!(
         "  pipeline without Kafka / engine, CPU per event: {:.2}",
-        memory.cpu.as_secs_f64() / engine.cpu.as_secs_f64()
+        memory.per_event_us() / engine.per_event_us()
     );
     println!(
         "  pipeline / engine, CPU per event (the worker's own cost), whole run: {:.2} best against best, {:.2} median of the rounds",

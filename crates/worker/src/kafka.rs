@@ -218,11 +218,13 @@ pub fn connect(
         // without input would idle every stage.
         .set("fetch.queue.backoff.ms", "10")
         // The pipeline keeps its own bounded queues of records, so librdkafka's prefetch
-        // needs to cover only a fetch round trip: 16 MB instead of the default 64 MB.
-        // librdkafka caps a fetch response at this size too (unless `fetch.max.bytes` is
-        // set), which keeps responses under glibc's 32 MB ceiling for reusing freed memory:
-        // receive buffers are then recycled instead of every fetched page being mapped and
-        // faulted in anew. A record larger than the limit is still fetched whole.
+        // needs to cover only a fetch round trip: 16 MB instead of the default 64 MB, fewer
+        // fetched pages alive at once and so fewer touched for the first time. librdkafka
+        // also caps a fetch response at this size unless `fetch.max.bytes` is set (or
+        // `message.max.bytes` is larger): with many partitions on one broker, responses then
+        // stay under glibc's 32 MB ceiling for reusing freed memory, and receive buffers are
+        // recycled instead of mapped and faulted in anew. A record batch larger than the
+        // limit is still fetched whole.
         .set("queued.max.messages.kbytes", "16384");
     for (k, v) in config.properties.iter().chain(&config.consumer_properties) {
         cc.set(k, v);
