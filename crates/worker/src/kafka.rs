@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -25,7 +25,10 @@ use crate::config::KafkaConfig;
 use crate::delivery::{CommitOffset, Delivery, PartitionKey, Ticket};
 use crate::http::Readiness;
 use crate::metrics::Metrics;
-use crate::pipeline::{DeadLetter, DeadLetterSink, HitSink, RawRecord, Shutdown, Source};
+use crate::pipeline::{
+    DeadLetter, DeadLetterSink, DeferredHeaders, HitSink, RawRecord, RecordHeaders, Shutdown,
+    Source,
+};
 use crate::WorkerError;
 
 fn kafka_err(what: &str) -> impl Fn(KafkaError) -> WorkerError + '_ {
@@ -158,15 +161,39 @@ fn offset_list(offsets: &[CommitOffset]) -> rdkafka::error::KafkaResult<TopicPar
     Ok(tpl)
 }
 
-/// A fetched message kept whole for its payload: see [`KafkaSource::payload_of`].
-struct FetchedPayload {
+/// A fetched message kept whole: its payload is shared rather than copied, and its headers
+/// are read only if asked for (see [`KafkaSource::fetched`]).
+struct FetchedMessage {
     message: BorrowedMessage<'static>,
+    /// The headers once read: librdkafka caches what it parses in the message, so they are
+    /// read once, by one thread.
+    headers: OnceLock<Vec<(String, Vec<u8>)>>,
     _consumer: Arc<BaseConsumer<ConsumerCallbacks>>,
 }
 
-impl AsRef<[u8]> for FetchedPayload {
+impl DeferredHeaders for FetchedMessage {
+    fn read(&self) -> Vec<(String, Vec<u8>)> {
+        self.headers
+            .get_or_init(|| {
+                self.message
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .clone()
+    }
+}
+
+/// A fetched message's payload, as the bytes of a record.
+struct SharedPayload(Arc<FetchedMessage>);
+
+impl AsRef<[u8]> for SharedPayload {
     fn as_ref(&self) -> &[u8] {
-        self.message.payload().unwrap_or_default()
+        self.0.message.payload().unwrap_or_default()
     }
 }
 
@@ -322,22 +349,28 @@ pub fn connect(
 }
 
 impl KafkaSource {
-    /// The message's payload without copying it: the bytes stay in librdkafka's fetch buffer
-    /// until the last reference to them is dropped.
-    fn payload_of(&self, m: BorrowedMessage<'_>) -> bytes::Bytes {
-        if m.payload_len() == 0 {
-            return bytes::Bytes::new();
-        }
+    /// The message's payload and headers without copying either: the payload stays in
+    /// librdkafka's fetch buffer until the last reference to it is dropped, and the headers
+    /// stay in the message until asked for.
+    fn fetched(&self, m: BorrowedMessage<'_>) -> (bytes::Bytes, RecordHeaders) {
         // SAFETY: a consumer's message is valid for as long as the consumer lives (that is
-        // all its lifetime stands for); `FetchedPayload` keeps the consumer alive and drops
+        // all its lifetime stands for); `FetchedMessage` keeps the consumer alive and drops
         // the message first (fields drop in declaration order). librdkafka lets a message be
-        // destroyed on any thread, and rdkafka marks it `Send`.
+        // destroyed on any thread, and rdkafka marks it `Send` and `Sync`; the one call that
+        // changes it (parsing its headers) is made once, under `OnceLock`.
         let message =
             unsafe { std::mem::transmute::<BorrowedMessage<'_>, BorrowedMessage<'static>>(m) };
-        bytes::Bytes::from_owner(FetchedPayload {
+        let fetched = Arc::new(FetchedMessage {
             message,
+            headers: OnceLock::new(),
             _consumer: self.consumer.clone(),
-        })
+        });
+        let payload = if fetched.message.payload_len() == 0 {
+            bytes::Bytes::new()
+        } else {
+            bytes::Bytes::from_owner(SharedPayload(fetched.clone()))
+        };
+        (payload, RecordHeaders::Deferred(fetched))
     }
 
     fn record_of(&mut self, m: BorrowedMessage<'_>) -> RawRecord {
@@ -349,14 +382,6 @@ impl KafkaSource {
                 t
             }
         };
-        let headers = m
-            .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                    .collect()
-            })
-            .unwrap_or_default();
         let key = PartitionKey {
             topic,
             partition: m.partition(),
@@ -364,12 +389,13 @@ impl KafkaSource {
         let epoch = Some(self.consumer.context().delivery.epoch(&key));
         let (offset, record_key) = (m.offset(), m.key().map(<[u8]>::to_vec));
         let hint = self.hints.get(m.topic()).cloned().flatten();
+        let (payload, headers) = self.fetched(m);
         RawRecord {
             key,
             epoch,
             offset,
             record_key,
-            payload: self.payload_of(m),
+            payload,
             headers,
             hint,
             kafka: true,
@@ -712,7 +738,7 @@ pub mod headers {
 impl DeadLetterSink for KafkaDeadLetterSink {
     fn send(&mut self, letter: &DeadLetter<'_>, ack: Arc<Ticket>) -> Result<(), WorkerError> {
         let r = letter.record;
-        let mut hs = r.headers.clone();
+        let mut hs = r.headers.to_vec();
         hs.push((headers::REASON.into(), letter.error.reason.as_str().into()));
         hs.push((
             headers::DETAIL.into(),
@@ -748,25 +774,56 @@ mod tests {
     use super::*;
     use rdkafka::mocking::MockCluster;
 
-    /// Payloads are librdkafka's own bytes, not copies: they must stay whole after the source
-    /// that read them, and everything else of the Kafka run, is gone.
+    /// Payloads are librdkafka's own bytes, not copies, and headers are left in the message
+    /// until asked for: both must stay whole after the source that read them, and everything
+    /// else of the Kafka run, is gone. An empty payload keeps its headers too.
     #[test]
-    fn payloads_outlive_the_source_that_read_them() {
+    fn payloads_and_headers_outlive_the_source_that_read_them() {
         let cluster = MockCluster::new(1).unwrap();
         cluster.create_topic("t", 1, 1).unwrap();
         let brokers = cluster.bootstrap_servers();
-        let sent: Vec<Vec<u8>> = (0..3)
+        let mut sent: Vec<Vec<u8>> = (0..3)
             .map(|i| format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(100 * i)).into_bytes())
             .collect();
+        sent.push(Vec::new());
+        // What each record is sent with, and so what it must be read back with (a header
+        // without a value reads as an empty one).
+        let with_headers = || {
+            OwnedHeaders::new()
+                .insert(Header {
+                    key: "host",
+                    value: Some("ws-17"),
+                })
+                .insert(Header {
+                    key: "trace",
+                    value: None::<&str>,
+                })
+        };
+        let expected: Vec<Vec<(String, Vec<u8>)>> = vec![
+            vec![
+                ("host".into(), b"ws-17".to_vec()),
+                ("trace".into(), Vec::new()),
+            ],
+            Vec::new(),
+            Vec::new(),
+            vec![
+                ("host".into(), b"ws-17".to_vec()),
+                ("trace".into(), Vec::new()),
+            ],
+        ];
         let producer: ThreadedProducer<rdkafka::producer::DefaultProducerContext> =
             ClientConfig::new()
                 .set("bootstrap.servers", &brokers)
                 .create()
                 .unwrap();
-        for payload in &sent {
-            producer
-                .send(BaseRecord::<(), _>::to("t").payload(payload))
-                .unwrap();
+        for (i, payload) in sent.iter().enumerate() {
+            let record = BaseRecord::<(), _>::to("t").payload(payload);
+            let record = if expected[i].is_empty() {
+                record
+            } else {
+                record.headers(with_headers())
+            };
+            producer.send(record).unwrap();
         }
         producer.flush(Duration::from_secs(10)).unwrap();
 
@@ -803,5 +860,12 @@ mod tests {
         let read: Vec<&[u8]> = records.iter().map(|r| &r.payload[..]).collect();
         let sent: Vec<&[u8]> = sent.iter().map(Vec::as_slice).collect();
         assert_eq!(read, sent);
+        let headers: Vec<_> = records.iter().map(|r| r.headers.to_vec()).collect();
+        assert_eq!(headers, expected);
+        // Asked again (they are parsed once), from another thread.
+        let again = std::thread::spawn(move || records[0].headers.to_vec())
+            .join()
+            .unwrap();
+        assert_eq!(again, expected[0]);
     }
 }

@@ -42,7 +42,9 @@ pub use config::{
 pub use delivery::{Delivery, PartitionKey, Ticket};
 pub use http::Readiness;
 pub use metrics::Metrics;
-pub use pipeline::{DeadLetterSink, HitSink, RawRecord, RunSummary, Shutdown, Source};
+pub use pipeline::{
+    DeadLetterSink, HitSink, RawRecord, RecordHeaders, RunSummary, Shutdown, Source,
+};
 pub use reload::{ReloadOutcome, Reloader, Trigger};
 pub use rules::{build_rule_set, rule_set_builder, RuleSetHandle};
 

@@ -21,6 +21,42 @@ use crate::metrics::Metrics;
 use crate::rules::RuleSetHandle;
 use crate::WorkerError;
 
+/// A record's Kafka headers. Reading them out of a consumed message costs librdkafka a parse
+/// buffer for every message, headers or not, and only dead letters carry them on, so a
+/// Kafka record leaves them in the message until they are asked for.
+#[derive(Clone)]
+pub enum RecordHeaders {
+    /// Headers at hand (none for records read outside Kafka).
+    Read(Vec<(String, Vec<u8>)>),
+    /// Headers still in the consumed message.
+    Deferred(Arc<dyn DeferredHeaders>),
+}
+
+/// A message whose headers are read when first asked for.
+pub trait DeferredHeaders: Send + Sync {
+    /// The headers, name and value (a header without a value has an empty one).
+    fn read(&self) -> Vec<(String, Vec<u8>)>;
+}
+
+impl RecordHeaders {
+    /// The headers, read out of the message now if they were left there.
+    pub fn to_vec(&self) -> Vec<(String, Vec<u8>)> {
+        match self {
+            RecordHeaders::Read(headers) => headers.clone(),
+            RecordHeaders::Deferred(message) => message.read(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RecordHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordHeaders::Read(headers) => f.debug_tuple("Read").field(headers).finish(),
+            RecordHeaders::Deferred(_) => f.write_str("Deferred"),
+        }
+    }
+}
+
 /// One record as read from the input, before decoding.
 #[derive(Debug, Clone)]
 pub struct RawRecord {
@@ -33,7 +69,7 @@ pub struct RawRecord {
     /// The bytes. For Kafka, librdkafka's own copy of the message, shared rather than copied.
     pub payload: bytes::Bytes,
     /// Kafka headers.
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: RecordHeaders,
     /// The logsource the input declares for this record.
     pub hint: Option<Arc<Logsource>>,
     /// Whether the origin carries Kafka topic and partition.
@@ -52,7 +88,7 @@ impl RawRecord {
             offset,
             record_key: None,
             payload,
-            headers: Vec::new(),
+            headers: RecordHeaders::Read(Vec::new()),
             hint: None,
             kafka: false,
             epoch: None,
