@@ -41,13 +41,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
-use foundry_engine::{EventOrigin, Hit};
-use foundry_worker::pipeline::DeadLetter;
+use foundry_engine::EventOrigin;
 use foundry_worker::{
-    build_rule_set, DeadLetterSink, HitSink, InputTopic, KafkaConfig, PartitionKey, RawRecord,
-    Source, Ticket, Worker, WorkerConfig, WorkerError,
+    build_rule_set, InputTopic, KafkaConfig, PartitionKey, RawRecord, Source, Worker, WorkerConfig,
+    WorkerError,
 };
 use rayon::prelude::*;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -196,28 +193,6 @@ impl Source for Memory {
     }
 }
 
-struct Acknowledged;
-
-impl HitSink for Acknowledged {
-    fn send(&mut self, _: &Hit, _: Option<&[u8]>, ack: Arc<Ticket>) -> Result<(), WorkerError> {
-        ack.done();
-        Ok(())
-    }
-    fn end_batch(&mut self, _: &[RawRecord]) -> Result<(), WorkerError> {
-        Ok(())
-    }
-}
-
-impl DeadLetterSink for Acknowledged {
-    fn send(&mut self, _: &DeadLetter<'_>, ack: Arc<Ticket>) -> Result<(), WorkerError> {
-        ack.done();
-        Ok(())
-    }
-    fn end_batch(&mut self) -> Result<(), WorkerError> {
-        Ok(())
-    }
-}
-
 /// The worker's pipeline (its threads, batches, tickets and commits) with Kafka taken out:
 /// what is left of the overhead is the pipeline's own.
 fn pipeline_without_kafka(config: &WorkerConfig, events: &[Vec<u8>]) -> (Cost, u64) {
@@ -233,28 +208,26 @@ fn pipeline_without_kafka(config: &WorkerConfig, events: &[Vec<u8>]) -> (Cost, u
         },
     };
     let worker = Worker::new(config.clone()).expect("worker");
-    let started = Instant::now();
-    let cpu_before = foundry_benches::process_cpu();
+    let started = Snapshot::take(0, false);
     let summary = worker
         .run_with(
             Box::new(source),
-            Box::new(Acknowledged),
-            Box::new(Acknowledged),
+            Box::new(foundry_benches::Acknowledged),
+            Box::new(foundry_benches::Acknowledged),
         )
         .expect("run");
-    let cost = Cost {
-        wall: started.elapsed(),
-        cpu: foundry_benches::process_cpu() - cpu_before,
-        events: events.len(),
-    };
-    (cost, summary.hits)
+    (
+        Snapshot::take(events.len(), false).cost_since(&started),
+        summary.hits,
+    )
 }
 
-/// One look at the process while the pipeline runs.
+/// One look at the process during a measured run.
 struct Snapshot {
     at: Instant,
     cpu: Duration,
-    broker: Duration,
+    /// CPU so far by thread name.
+    threads: std::collections::BTreeMap<String, Duration>,
     watcher: Duration,
     consumed: usize,
 }
@@ -266,10 +239,7 @@ impl Snapshot {
         Snapshot {
             at: Instant::now(),
             cpu: foundry_benches::process_cpu(),
-            broker: foundry_benches::threads_cpu_by_name()
-                .get(MOCK_BROKER_THREAD)
-                .copied()
-                .unwrap_or_default(),
+            threads: foundry_benches::threads_cpu_by_name(),
             watcher: if watching {
                 foundry_benches::thread_cpu()
             } else {
@@ -279,10 +249,17 @@ impl Snapshot {
         }
     }
 
+    /// The CPU threads named `name` used between two looks.
+    fn used_since(&self, earlier: &Snapshot, name: &str) -> Duration {
+        let at = |s: &Snapshot| s.threads.get(name).copied().unwrap_or_default();
+        at(self).saturating_sub(at(earlier))
+    }
+
     /// The worker's cost between two looks: the process's CPU without the mock broker's and
     /// the watcher's.
     fn cost_since(&self, earlier: &Snapshot) -> Cost {
-        let others = (self.broker - earlier.broker) + (self.watcher - earlier.watcher);
+        let others =
+            self.used_since(earlier, MOCK_BROKER_THREAD) + (self.watcher - earlier.watcher);
         Cost {
             wall: self.at - earlier.at,
             cpu: (self.cpu - earlier.cpu).saturating_sub(others),
@@ -485,13 +462,9 @@ fn pipeline(
     // The clock starts at the group assignment (joining the group is not throughput) and
     // stops when every record has been read and every output acknowledged; the commit that
     // follows is a matter of the commit interval, a latency, and is waited for untimed.
-    let started = Instant::now();
     perf_control("pipeline", "enable");
-    let (cpu_before, threads_before, watcher_before) = (
-        foundry_benches::process_cpu(),
-        foundry_benches::threads_cpu_by_name(),
-        foundry_benches::thread_cpu(),
-    );
+    let begin = Snapshot::take(0, true);
+    let started = begin.at;
     let (mut first, mut all_read) = (None, None);
     let (from, to) = steady(events.len());
     let (mut steady_from, mut steady_to) = (None, None);
@@ -516,29 +489,25 @@ fn pipeline(
             _ => {}
         }
     }
-    let elapsed = started.elapsed();
-    let watcher = foundry_benches::thread_cpu() - watcher_before;
-    let steady_to = steady_to.unwrap_or_else(|| Snapshot::take(events.len(), true));
-    let steady = stretch(steady_from, &steady_to);
+    let end = Snapshot::take(events.len(), true);
     perf_control("pipeline", "disable");
+    let (whole, elapsed) = (end.cost_since(&begin), end.at - begin.at);
+    let steady = stretch(steady_from, steady_to.as_ref().unwrap_or(&end));
     println!(
         "  pipeline timeline: first record read after {:.2?}, all read after {:.2?}, all acknowledged after {elapsed:.2?}",
         first.unwrap_or(elapsed),
         all_read.unwrap_or(elapsed)
     );
-    let threads_after = foundry_benches::threads_cpu_by_name();
-    let used = |name: &str| {
-        let before = threads_before.get(name).copied().unwrap_or_default();
-        let after = threads_after.get(name).copied().unwrap_or_default();
-        after.saturating_sub(before)
-    };
+    let used = |name: &str| end.used_since(&begin, name);
     let broker = used(MOCK_BROKER_THREAD);
-    let evaluation = threads_after
+    let evaluation = end
+        .threads
         .keys()
         .filter(|name| name.starts_with("rayon-"))
         .map(|name| used(name))
         .sum();
-    let per_thread: Vec<String> = threads_after
+    let per_thread: Vec<String> = end
+        .threads
         .keys()
         .map(|name| (name, used(name)))
         .filter(|(_, d)| !d.is_zero())
@@ -548,11 +517,6 @@ fn pipeline(
         "  CPU by thread name while timed: {}",
         per_thread.join(", ")
     );
-    let cost = Cost {
-        wall: elapsed,
-        cpu: (foundry_benches::process_cpu() - cpu_before).saturating_sub(broker + watcher),
-        events: events.len(),
-    };
     while kafka::committed(&brokers, &topics.group, &topics.events, partitions) != ends {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -573,7 +537,7 @@ fn pipeline(
     );
     let engine_after = engine();
     PipelineRun {
-        whole: cost,
+        whole,
         steady,
         broker,
         evaluation,

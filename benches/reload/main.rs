@@ -23,7 +23,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use foundry_engine::Hit;
 use foundry_worker::delivery::{PartitionKey, Ticket};
-use foundry_worker::pipeline::{DeadLetter, DeadLetterSink, HitSink, RawRecord, Source};
+use foundry_worker::pipeline::{HitSink, RawRecord, Source};
 use foundry_worker::{ReloadOutcome, Trigger, Worker, WorkerConfig, WorkerError};
 
 fn repo() -> PathBuf {
@@ -204,18 +204,6 @@ impl HitSink for Done {
     }
 }
 
-struct Letters;
-
-impl DeadLetterSink for Letters {
-    fn send(&mut self, _: &DeadLetter<'_>, ack: Arc<Ticket>) -> Result<(), WorkerError> {
-        ack.done();
-        Ok(())
-    }
-    fn end_batch(&mut self) -> Result<(), WorkerError> {
-        Ok(())
-    }
-}
-
 fn latency_during_reloads() {
     let phase = Duration::from_secs(
         std::env::var("RELOAD_PHASE_SECS")
@@ -251,7 +239,7 @@ fn latency_during_reloads() {
                 .run_with(
                     Box::new(source),
                     Box::new(Done(done_at, hits)),
-                    Box::new(Letters),
+                    Box::new(foundry_benches::Acknowledged),
                 )
                 .expect("pipeline")
         })

@@ -159,3 +159,39 @@ pub fn threads_cpu_by_name() -> std::collections::BTreeMap<String, std::time::Du
     }
     by_name
 }
+
+/// Hits and dead letters acknowledged as soon as they are sent, for benchmarks that measure
+/// the pipeline without an output.
+pub struct Acknowledged;
+
+impl foundry_worker::HitSink for Acknowledged {
+    fn send(
+        &mut self,
+        _: &foundry_engine::Hit,
+        _: Option<&[u8]>,
+        ack: std::sync::Arc<foundry_worker::Ticket>,
+    ) -> Result<(), foundry_worker::WorkerError> {
+        ack.done();
+        Ok(())
+    }
+    fn end_batch(
+        &mut self,
+        _: &[foundry_worker::RawRecord],
+    ) -> Result<(), foundry_worker::WorkerError> {
+        Ok(())
+    }
+}
+
+impl foundry_worker::DeadLetterSink for Acknowledged {
+    fn send(
+        &mut self,
+        _: &foundry_worker::pipeline::DeadLetter<'_>,
+        ack: std::sync::Arc<foundry_worker::Ticket>,
+    ) -> Result<(), foundry_worker::WorkerError> {
+        ack.done();
+        Ok(())
+    }
+    fn end_batch(&mut self) -> Result<(), foundry_worker::WorkerError> {
+        Ok(())
+    }
+}

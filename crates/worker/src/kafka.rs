@@ -197,11 +197,18 @@ impl AsRef<[u8]> for SharedPayload {
     }
 }
 
+/// What a record takes from its input topic: the name, shared, and the logsource the input
+/// declares.
+struct TopicSeen {
+    name: Arc<str>,
+    hint: Option<Arc<Logsource>>,
+}
+
 /// The consumer-group source.
 pub struct KafkaSource {
     consumer: Arc<BaseConsumer<ConsumerCallbacks>>,
-    hints: HashMap<String, Option<Arc<Logsource>>>,
-    topics: HashMap<String, Arc<str>>,
+    /// By topic name: the configured inputs, and any other topic once a record of it is read.
+    topics: HashMap<String, TopicSeen>,
     paused: bool,
     /// Records that arrived while pausing; they are registered with the next fetch.
     stash: VecDeque<RawRecord>,
@@ -322,16 +329,21 @@ pub fn connect(
             open: AtomicBool::new(false),
         }),
     });
-    let hints = config
+    let topics = config
         .inputs
         .iter()
-        .map(|i| (i.topic.clone(), i.logsource().map(Arc::new)))
+        .map(|i| {
+            let seen = TopicSeen {
+                name: i.topic.as_str().into(),
+                hint: i.logsource().map(Arc::new),
+            };
+            (i.topic.clone(), seen)
+        })
         .collect();
     Ok(KafkaParts {
         source: KafkaSource {
             consumer,
-            hints,
-            topics: HashMap::new(),
+            topics,
             paused: false,
             stash: VecDeque::new(),
             commits_in_sink: config.exactly_once,
@@ -374,12 +386,18 @@ impl KafkaSource {
     }
 
     fn record_of(&mut self, m: BorrowedMessage<'_>) -> RawRecord {
-        let topic = match self.topics.get(m.topic()) {
-            Some(t) => t.clone(),
+        // One lookup per record. A topic no input names as such (one matched by a `^pattern`
+        // subscription) is kept on first sight, without a declared logsource.
+        let (topic, hint) = match self.topics.get(m.topic()) {
+            Some(seen) => (seen.name.clone(), seen.hint.clone()),
             None => {
-                let t: Arc<str> = m.topic().into();
-                self.topics.insert(m.topic().to_string(), t.clone());
-                t
+                let name: Arc<str> = m.topic().into();
+                let seen = TopicSeen {
+                    name: name.clone(),
+                    hint: None,
+                };
+                self.topics.insert(m.topic().to_string(), seen);
+                (name, None)
             }
         };
         let key = PartitionKey {
@@ -388,7 +406,6 @@ impl KafkaSource {
         };
         let epoch = Some(self.consumer.context().delivery.epoch(&key));
         let (offset, record_key) = (m.offset(), m.key().map(<[u8]>::to_vec));
-        let hint = self.hints.get(m.topic()).cloned().flatten();
         let (payload, headers) = self.fetched(m);
         RawRecord {
             key,
@@ -827,13 +844,81 @@ mod tests {
         }
         producer.flush(Duration::from_secs(10)).unwrap();
 
-        let mut config = KafkaConfig::default();
-        config.brokers = brokers;
-        config.group = "g".into();
-        config.inputs = vec![crate::config::InputTopic {
+        let input = crate::config::InputTopic {
             topic: "t".into(),
             ..Default::default()
-        }];
+        };
+        let records = read_back(brokers, vec![input], sent.len());
+        let read: Vec<&[u8]> = records.iter().map(|r| &r.payload[..]).collect();
+        let sent: Vec<&[u8]> = sent.iter().map(Vec::as_slice).collect();
+        assert_eq!(read, sent);
+        let headers: Vec<_> = records.iter().map(|r| r.headers.to_vec()).collect();
+        assert_eq!(headers, expected);
+        // Asked again (they are parsed once), from another thread.
+        let again = std::thread::spawn(move || records[0].headers.to_vec())
+            .join()
+            .unwrap();
+        assert_eq!(again, expected[0]);
+    }
+
+    /// A record carries the logsource its input topic declares, and none when the topic
+    /// declares none.
+    #[test]
+    fn records_carry_their_topics_declared_logsource() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("security", 1, 1).unwrap();
+        cluster.create_topic("plain", 1, 1).unwrap();
+        let brokers = cluster.bootstrap_servers();
+        let producer: ThreadedProducer<rdkafka::producer::DefaultProducerContext> =
+            ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .create()
+                .unwrap();
+        for topic in ["security", "plain"] {
+            producer
+                .send(BaseRecord::<(), _>::to(topic).payload("{}"))
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+
+        let security = crate::config::InputTopic {
+            topic: "security".into(),
+            product: Some("windows".into()),
+            service: Some("security".into()),
+            ..Default::default()
+        };
+        let plain = crate::config::InputTopic {
+            topic: "plain".into(),
+            ..Default::default()
+        };
+        let records = read_back(brokers, vec![security, plain], 2);
+        let hint_of = |topic: &str| {
+            let r = records.iter().find(|r| &*r.key.topic == topic).unwrap();
+            r.hint.as_deref().cloned()
+        };
+        let declared = foundry_sigma::Logsource {
+            product: Some("windows".into()),
+            category: None,
+            service: Some("security".into()),
+            definition: None,
+        };
+        assert_eq!(hint_of("security"), Some(declared));
+        assert_eq!(hint_of("plain"), None);
+    }
+
+    /// Reads `n` records of `inputs` as a worker would, then drops the source and the sinks
+    /// (the Kafka run's clients) before handing the records over.
+    fn read_back(
+        brokers: String,
+        inputs: Vec<crate::config::InputTopic>,
+        n: usize,
+    ) -> Vec<RawRecord> {
+        let config = KafkaConfig {
+            brokers,
+            group: "g".into(),
+            inputs,
+            ..Default::default()
+        };
         let metrics = Arc::new(Metrics::new());
         let delivery = Delivery::new(100, metrics.in_flight.clone());
         let parts = connect(
@@ -848,7 +933,7 @@ mod tests {
         let mut source = parts.source;
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut records = Vec::new();
-        while records.len() < sent.len() && Instant::now() < deadline {
+        while records.len() < n && Instant::now() < deadline {
             records.extend(
                 source
                     .fetch(10, Duration::from_millis(200))
@@ -857,15 +942,6 @@ mod tests {
             );
         }
         drop((source, parts.hits, parts.dead_letters));
-        let read: Vec<&[u8]> = records.iter().map(|r| &r.payload[..]).collect();
-        let sent: Vec<&[u8]> = sent.iter().map(Vec::as_slice).collect();
-        assert_eq!(read, sent);
-        let headers: Vec<_> = records.iter().map(|r| r.headers.to_vec()).collect();
-        assert_eq!(headers, expected);
-        // Asked again (they are parsed once), from another thread.
-        let again = std::thread::spawn(move || records[0].headers.to_vec())
-            .join()
-            .unwrap();
-        assert_eq!(again, expected[0]);
+        records
     }
 }
